@@ -1,0 +1,211 @@
+/*
+ * drivers/driver.c - what the backends share: the driver table, result and
+ * introspection lifetimes, and the $n placeholder rewriter.
+ */
+#include "config.h"
+
+#include "drivers/driver.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/xmalloc.h"
+
+extern const struct db_driver db_sqlite_driver;
+#if DBPHASE_WITH_POSTGRESQL
+extern const struct db_driver db_pg_driver;
+#endif
+#if DBPHASE_WITH_MARIADB
+extern const struct db_driver db_mysql_driver;
+#endif
+
+const struct db_driver *
+db_driver_for(enum db_backend backend)
+{
+	switch (backend) {
+	case DB_BACKEND_SQLITE:
+		return &db_sqlite_driver;
+	case DB_BACKEND_POSTGRESQL:
+#if DBPHASE_WITH_POSTGRESQL
+		return &db_pg_driver;
+#else
+		return NULL;
+#endif
+	case DB_BACKEND_MYSQL:
+#if DBPHASE_WITH_MARIADB
+		return &db_mysql_driver;
+#else
+		return NULL;
+#endif
+	}
+	return NULL;
+}
+
+int
+db_connect(const struct db_url *url, struct db_conn **out,
+	   struct dbphase_error *err)
+{
+	const struct db_driver *drv = db_driver_for(url->backend);
+
+	*out = NULL;
+	if (drv == NULL)
+		return err_setf(err, DBPHASE_EUNSUPPORTED,
+				"this dbphase was built without the %s driver",
+				db_backend_name(url->backend));
+	return drv->connect(url, out, err);
+}
+
+void
+db_result_free(struct db_result *res)
+{
+	size_t i;
+
+	if (res == NULL)
+		return;
+	for (i = 0; i < res->n_cols; i++)
+		free(res->col_names[i]);
+	for (i = 0; i < res->n_rows * res->n_cols; i++)
+		free(res->values[i]);
+	free(res->col_names);
+	free(res->values);
+	free(res);
+}
+
+void
+db_table_info_release(struct db_table_info *info)
+{
+	size_t i, j;
+
+	for (i = 0; i < info->n_columns; i++) {
+		free(info->columns[i].name);
+		free(info->columns[i].type);
+		free(info->columns[i].default_expr);
+	}
+	for (i = 0; i < info->n_indexes; i++) {
+		free(info->indexes[i].name);
+		for (j = 0; j < info->indexes[i].n_columns; j++)
+			free(info->indexes[i].columns[j]);
+		free(info->indexes[i].columns);
+	}
+	for (i = 0; i < info->n_constraints; i++) {
+		free(info->constraints[i].name);
+		free(info->constraints[i].definition);
+	}
+	for (i = 0; i < info->n_triggers; i++)
+		free(info->triggers[i].name);
+	free(info->name);
+	free(info->columns);
+	free(info->indexes);
+	free(info->constraints);
+	free(info->triggers);
+	memset(info, 0, sizeof(*info));
+}
+
+const struct db_column_info *
+db_table_info_column(const struct db_table_info *info, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < info->n_columns; i++)
+		if (strcmp(info->columns[i].name, name) == 0)
+			return &info->columns[i];
+	return NULL;
+}
+
+const struct db_index_info *
+db_table_info_index(const struct db_table_info *info, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < info->n_indexes; i++)
+		if (strcmp(info->indexes[i].name, name) == 0)
+			return &info->indexes[i];
+	return NULL;
+}
+
+const struct db_trigger_info *
+db_table_info_trigger(const struct db_table_info *info, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < info->n_triggers; i++)
+		if (strcmp(info->triggers[i].name, name) == 0)
+			return &info->triggers[i];
+	return NULL;
+}
+
+/*
+ * Length of the quoted run or comment that starts at p, or 0 if none does.
+ * Quotes are doubled to escape them in every dialect; MariaDB also allows a
+ * backslash inside '...', which is skipped over as well.
+ */
+static size_t
+sql_skip_quoted(const char *p)
+{
+	const char *q;
+	char quote;
+
+	if (p[0] == '-' && p[1] == '-') {
+		q = strchr(p, '\n');
+		return q ? (size_t)(q - p) : strlen(p);
+	}
+	if (p[0] == '/' && p[1] == '*') {
+		q = strstr(p + 2, "*/");
+		return q ? (size_t)(q - p) + 2 : strlen(p);
+	}
+	if (*p != '\'' && *p != '"' && *p != '`')
+		return 0;
+	quote = *p;
+	for (q = p + 1; *q; q++) {
+		if (quote == '\'' && *q == '\\' && q[1]) {
+			q++;
+			continue;
+		}
+		if (*q == quote) {
+			if (q[1] == quote) {
+				q++;
+				continue;
+			}
+			return (size_t)(q - p) + 1;
+		}
+	}
+	return strlen(p);
+}
+
+void
+db_sql_rewrite_params(const char *sql, bool numbered, struct strbuf *out,
+		      int **order, size_t *n_order)
+{
+	const char *p = sql;
+	size_t alloc = 0, skip;
+
+	if (order) {
+		*order = NULL;
+		*n_order = 0;
+	}
+	while (*p) {
+		skip = sql_skip_quoted(p);
+		if (skip) {
+			strbuf_add(out, p, skip);
+			p += skip;
+			continue;
+		}
+		if (*p == '$' && isdigit((unsigned char)p[1]) &&
+		    (p == sql || !(isalnum((unsigned char)p[-1]) || p[-1] == '_'))) {
+			long n = strtol(p + 1, (char **)&p, 10);
+
+			if (numbered) {
+				strbuf_addf(out, "?%ld", n);
+			} else {
+				strbuf_addch(out, '?');
+				if (order) {
+					XGROW(*order, *n_order, alloc);
+					(*order)[(*n_order)++] = (int)n;
+				}
+			}
+			continue;
+		}
+		strbuf_addch(out, *p++);
+	}
+}

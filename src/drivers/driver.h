@@ -1,0 +1,255 @@
+/*
+ * drivers/driver.h - the one interface every database backend fills.
+ *
+ * A driver knows connections, its SQL dialect and how to map its server's
+ * errors onto dbphase's; it knows nothing of phases, versions or plans.
+ * Backends: sqlite.c (always built), pg.c (libpq), mysql.c
+ * (mariadb-connector-c).
+ *
+ * SQL handed to a driver writes parameters as $1, $2, ... whatever the
+ * backend; the driver rewrites them for its own API (? for MariaDB, ?NNN
+ * for SQLite).  Values are always bound, never spliced into SQL text.
+ * Identifiers are quoted with db_quote_ident().
+ *
+ * Results are materialised as text: every value is a NUL-terminated string
+ * or NULL for SQL NULL.  Result sets dbphase reads are small (catalog rows,
+ * one batch's key bounds), so this keeps every caller simple.
+ *
+ * The asynchronous path (send / consume / take) is for the executor: a
+ * driver with a socket is driven from a libuv poll watcher; a driver whose
+ * socket is -1 (SQLite) completes the whole statement inside send, and the
+ * executor runs it on the thread pool instead.
+ */
+#ifndef DBPHASE_DRIVERS_DRIVER_H
+#define DBPHASE_DRIVERS_DRIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/strbuf.h"
+#include "core/url.h"
+
+enum db_param_type {
+	DB_PARAM_NULL,
+	DB_PARAM_TEXT,
+	DB_PARAM_INT,
+};
+
+struct db_param {
+	enum db_param_type type;
+	const char *text;	/* DB_PARAM_TEXT: borrowed */
+	int64_t i;		/* DB_PARAM_INT */
+};
+
+#define DB_TEXT(s) ((struct db_param){ .type = DB_PARAM_TEXT, .text = (s) })
+#define DB_INT(v) ((struct db_param){ .type = DB_PARAM_INT, .i = (v) })
+#define DB_NULL ((struct db_param){ .type = DB_PARAM_NULL })
+
+struct db_result {
+	size_t n_rows;
+	size_t n_cols;
+	char **col_names;	/* n_cols names */
+	char **values;		/* n_rows * n_cols; NULL = SQL NULL */
+	uint64_t affected;	/* rows changed by INSERT/UPDATE/DELETE */
+};
+
+/* Value at row r, column c; NULL for SQL NULL. */
+static inline const char *
+db_result_value(const struct db_result *res, size_t r, size_t c)
+{
+	return res->values[r * res->n_cols + c];
+}
+
+void db_result_free(struct db_result *res);
+
+/* Introspection, filled by describe_table.  All strings owned. */
+struct db_column_info {
+	char *name;
+	char *type;		/* as the server spells it, lower case */
+	bool nullable;
+	char *default_expr;	/* NULL if none */
+	bool primary_key;
+};
+
+struct db_index_info {
+	char *name;
+	bool unique;
+	bool primary;
+	bool valid;		/* false for a failed CONCURRENTLY build (pg) */
+	char **columns;
+	size_t n_columns;
+};
+
+enum db_constraint_kind {
+	DB_CONSTRAINT_CHECK,
+	DB_CONSTRAINT_FOREIGN_KEY,
+	DB_CONSTRAINT_UNIQUE,
+	DB_CONSTRAINT_PRIMARY_KEY,
+};
+
+struct db_constraint_info {
+	char *name;
+	enum db_constraint_kind kind;
+	bool validated;		/* false while NOT VALID (pg) */
+	char *definition;	/* server's text, may be NULL */
+};
+
+struct db_trigger_info {
+	char *name;
+};
+
+struct db_table_info {
+	char *name;
+	struct db_column_info *columns;
+	size_t n_columns;
+	struct db_index_info *indexes;
+	size_t n_indexes;
+	struct db_constraint_info *constraints;
+	size_t n_constraints;
+	struct db_trigger_info *triggers;
+	size_t n_triggers;
+};
+
+void db_table_info_release(struct db_table_info *info);
+const struct db_column_info *db_table_info_column(const struct db_table_info *info,
+						  const char *name);
+const struct db_index_info *db_table_info_index(const struct db_table_info *info,
+						const char *name);
+const struct db_trigger_info *db_table_info_trigger(const struct db_table_info *info,
+						    const char *name);
+
+/* What an asynchronous connection waits for before consume is called again. */
+enum db_want {
+	DB_WANT_READ = 1,
+	DB_WANT_WRITE = 2,
+	DB_WANT_TIMEOUT = 4,
+};
+
+struct db_driver;
+
+/*
+ * The part of every connection the drivers share; each driver embeds it as
+ * the first member of its own connection struct.
+ */
+struct db_conn {
+	const struct db_driver *drv;
+	int server_version;		/* e.g. 150004 (pg), 101106 (MariaDB), 3040001 (SQLite) */
+	char *server_version_text;	/* owned */
+	bool in_transaction;
+};
+
+struct db_driver {
+	const char *name;
+	enum db_backend backend;
+
+	/* Connect; on failure DBPHASE_ECONNECT with the masked URL and reason. */
+	int (*connect)(const struct db_url *url, struct db_conn **out,
+		       struct dbphase_error *err);
+	/* Close and free; NULL is a no-op. */
+	void (*close)(struct db_conn *conn);
+
+	/* Run SQL with no parameters and no result (may hold several statements). */
+	int (*exec)(struct db_conn *conn, const char *sql, struct dbphase_error *err);
+	/* Run one statement with bound parameters; *res may be NULL if unwanted. */
+	int (*query)(struct db_conn *conn, const char *sql,
+		     const struct db_param *params, size_t n_params,
+		     struct db_result **res, struct dbphase_error *err);
+
+	int (*begin)(struct db_conn *conn, struct dbphase_error *err);
+	int (*commit)(struct db_conn *conn, struct dbphase_error *err);
+	int (*rollback)(struct db_conn *conn, struct dbphase_error *err);
+
+	/*
+	 * Session-wide lock timeout for what follows (ms; 0 = no limit).
+	 * A statement that waits longer fails with DBPHASE_ELOCK_TIMEOUT and
+	 * err->retryable set.
+	 */
+	int (*set_lock_timeout)(struct db_conn *conn, int timeout_ms,
+				struct dbphase_error *err);
+
+	/*
+	 * Cluster-wide named lock held by this session until unlock or close
+	 * (pg_advisory_lock, GET_LOCK, SQLite: a lock row in a write
+	 * transaction is not possible across processes, so a lock file
+	 * beside the database).  Waits up to timeout_ms (-1 = forever), then
+	 * fails with DBPHASE_ELOCK_TIMEOUT.
+	 */
+	int (*lock)(struct db_conn *conn, const char *name, int timeout_ms,
+		    struct dbphase_error *err);
+	int (*unlock)(struct db_conn *conn, const char *name,
+		      struct dbphase_error *err);
+
+	/* Introspection of the connection's current schema/database. */
+	int (*table_exists)(struct db_conn *conn, const char *table, bool *exists,
+			    struct dbphase_error *err);
+	int (*list_tables)(struct db_conn *conn, char ***names, size_t *n,
+			   struct dbphase_error *err);
+	int (*describe_table)(struct db_conn *conn, const char *table,
+			      struct db_table_info *info, struct dbphase_error *err);
+
+	/* Asynchronous path; see the file comment. */
+	int (*socket)(struct db_conn *conn);
+	int (*send)(struct db_conn *conn, const char *sql,
+		    const struct db_param *params, size_t n_params,
+		    int *want, struct dbphase_error *err);
+	/*
+	 * Advance after the socket became ready (or the timeout passed).
+	 * Returns 1 and sets *want while the statement is still running, 0
+	 * when its result can be taken, or a negative error.
+	 */
+	int (*consume)(struct db_conn *conn, int *want, struct dbphase_error *err);
+	/* Take the finished statement's result (or error); *res may be NULL. */
+	int (*take)(struct db_conn *conn, struct db_result **res,
+		    struct dbphase_error *err);
+	/* Milliseconds until a DB_WANT_TIMEOUT wait expires (MariaDB). */
+	int (*timeout_ms)(struct db_conn *conn);
+	/* Ask the server to cancel the running statement (from any thread). */
+	int (*cancel)(struct db_conn *conn, struct dbphase_error *err);
+
+	/* Quote an identifier for this dialect ("x", `x`). */
+	void (*quote_ident)(struct strbuf *out, const char *ident);
+	/* Quote a string literal for this dialect ('it''s'). */
+	void (*quote_literal)(struct strbuf *out, const char *text);
+};
+
+/* The driver for a backend, or NULL if it was not built in. */
+const struct db_driver *db_driver_for(enum db_backend backend);
+
+/* Parse-free convenience: find the driver for url->backend and connect. */
+int db_connect(const struct db_url *url, struct db_conn **out,
+	       struct dbphase_error *err);
+
+/*
+ * Rewrite $n placeholders for a backend that takes ? (MariaDB): copies sql
+ * to out with each $n outside quotes and comments replaced by "?", and
+ * stores in order[] (of *n_order entries, allocated) the 1-based parameter
+ * number of each ? in turn.  With numbered = true (SQLite) writes ?n and
+ * leaves order NULL.
+ */
+void db_sql_rewrite_params(const char *sql, bool numbered, struct strbuf *out,
+			   int **order, size_t *n_order);
+
+/* Thin wrappers, so that callers read conn-first. */
+static inline int
+db_exec(struct db_conn *c, const char *sql, struct dbphase_error *err)
+{
+	return c->drv->exec(c, sql, err);
+}
+
+static inline int
+db_query(struct db_conn *c, const char *sql, const struct db_param *p, size_t n,
+	 struct db_result **res, struct dbphase_error *err)
+{
+	return c->drv->query(c, sql, p, n, res, err);
+}
+
+static inline void
+db_close(struct db_conn *c)
+{
+	if (c)
+		c->drv->close(c);
+}
+
+#endif

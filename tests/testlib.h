@@ -1,0 +1,64 @@
+/*
+ * tests/testlib.h - what the criterion suites share: a throwaway database
+ * per test on every backend, and backend-parametrised test declarations.
+ *
+ * Servers come from the environment that tools/test exports:
+ *   DBPHASE_TEST_PG_URL      e.g. postgresql://postgres@127.0.0.1:54321/postgres
+ *   DBPHASE_TEST_MYSQL_URL   e.g. mysql://root@127.0.0.1:33061/mysql
+ * A test whose server is not configured is skipped, unless
+ * DBPHASE_TEST_REQUIRE_SERVERS=1 (tools/test and CI set it), where it fails.
+ */
+#ifndef DBPHASE_TESTS_TESTLIB_H
+#define DBPHASE_TESTS_TESTLIB_H
+
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+
+#include "core/url.h"
+#include "drivers/driver.h"
+
+struct test_db {
+	enum db_backend backend;
+	char *url;	/* URL of the fresh database; owned */
+	char *name;	/* its name (database, or SQLite file path); owned */
+	char *dir;	/* SQLite: the temporary folder holding it; owned */
+};
+
+extern enum db_backend test_backends[DB_BACKEND__COUNT];
+
+/*
+ * Create a fresh, empty database on backend, or skip/fail the test when
+ * the backend's server is not configured.  Drop it with test_db_drop.
+ */
+void test_db_create(enum db_backend backend, struct test_db *db);
+void test_db_drop(struct test_db *db);
+
+/* Connect to db's URL; fails the test on error. */
+struct db_conn *test_db_connect(const struct test_db *db);
+
+/* Run sql on conn; fails the test, naming the backend and the SQL, on error. */
+void test_exec(struct db_conn *conn, const char *sql);
+
+/* The single value of a one-row, one-column query (owned), or NULL. */
+char *test_query_value(struct db_conn *conn, const char *sql);
+
+/* A temporary folder (owned); removed with test_rmtree. */
+char *test_mkdtemp(void);
+void test_rmtree(const char *dir);
+
+/* Write text to dir/relpath, creating folders on the way. */
+void test_write_file(const char *dir, const char *relpath, const char *text);
+
+/*
+ * Declare a test that runs once per backend, each in its own process:
+ *   BACKEND_TEST(driver, roundtrip) { ... *backend ... }
+ */
+#define BACKEND_TEST(suite, name, ...)                                        \
+	ParameterizedTestParameters(suite, name)                              \
+	{                                                                     \
+		return cr_make_param_array(enum db_backend, test_backends,    \
+					   DB_BACKEND__COUNT);                \
+	}                                                                     \
+	ParameterizedTest(enum db_backend *backend, suite, name, ##__VA_ARGS__)
+
+#endif
