@@ -209,3 +209,74 @@ db_sql_rewrite_params(const char *sql, bool numbered, struct strbuf *out,
 		strbuf_addch(out, *p++);
 	}
 }
+
+static void
+quote_with(struct strbuf *out, const char *s, char q, bool backslash)
+{
+	strbuf_addch(out, q);
+	for (; *s; s++) {
+		if (*s == q || (backslash && *s == '\\'))
+			strbuf_addch(out, *s);
+		strbuf_addch(out, *s);
+	}
+	strbuf_addch(out, q);
+}
+
+void
+db_quote_ident(enum db_backend backend, struct strbuf *out, const char *ident)
+{
+	quote_with(out, ident, backend == DB_BACKEND_MYSQL ? '`' : '"', false);
+}
+
+void
+db_quote_literal(enum db_backend backend, struct strbuf *out, const char *text)
+{
+	quote_with(out, text, '\'', backend == DB_BACKEND_MYSQL);
+}
+
+int
+db_estimate_rows(struct db_conn *conn, const char *table, uint64_t *rows,
+		 struct dbphase_error *err)
+{
+	struct strbuf sql = STRBUF_INIT;
+	struct db_param p = DB_TEXT(table);
+	struct db_result *res = NULL;
+	int rc;
+
+	*rows = 0;
+	switch (conn->drv->backend) {
+	case DB_BACKEND_POSTGRESQL:
+		strbuf_addstr(&sql, "SELECT greatest(reltuples, 0)::bigint FROM pg_class "
+			      "WHERE oid = to_regclass(quote_ident($1))");
+		break;
+	case DB_BACKEND_MYSQL:
+		strbuf_addstr(&sql, "SELECT TABLE_ROWS FROM information_schema.TABLES "
+			      "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = $1");
+		break;
+	case DB_BACKEND_SQLITE:
+		strbuf_addstr(&sql, "SELECT count(*) FROM ");
+		db_quote_ident(DB_BACKEND_SQLITE, &sql, table);
+		break;
+	}
+	rc = db_query(conn, sql.buf, &p, conn->drv->backend == DB_BACKEND_SQLITE ? 0 : 1,
+		      &res, err);
+	if (rc == 0 && res->n_rows > 0 && db_result_value(res, 0, 0))
+		*rows = strtoull(db_result_value(res, 0, 0), NULL, 10);
+	db_result_free(res);
+	strbuf_release(&sql);
+	return rc;
+}
+
+const char *
+db_sql_now_epoch(enum db_backend backend)
+{
+	switch (backend) {
+	case DB_BACKEND_POSTGRESQL:
+		return "CAST(extract(epoch FROM clock_timestamp()) AS bigint)";
+	case DB_BACKEND_MYSQL:
+		return "UNIX_TIMESTAMP()";
+	case DB_BACKEND_SQLITE:
+		return "CAST(strftime('%s', 'now') AS INTEGER)";
+	}
+	return "0";
+}

@@ -231,6 +231,26 @@ int db_connect(const struct db_url *url, struct db_conn **out,
 void db_sql_rewrite_params(const char *sql, bool numbered, struct strbuf *out,
 			   int **order, size_t *n_order);
 
+/*
+ * Quote an identifier or a string literal for a backend's dialect, without
+ * a connection ("x" / `x`; 'it''s', and MariaDB doubles backslashes too).
+ * The planner renders SQL offline with these; the drivers' quote_ident and
+ * quote_literal give the same result.
+ */
+void db_quote_ident(enum db_backend backend, struct strbuf *out, const char *ident);
+void db_quote_literal(enum db_backend backend, struct strbuf *out, const char *text);
+
+/*
+ * A cheap estimate of a table's row count for progress (the planner's
+ * statistics on PostgreSQL and MariaDB, an exact count on SQLite); 0 if
+ * unknown.
+ */
+int db_estimate_rows(struct db_conn *conn, const char *table, uint64_t *rows,
+		     struct dbphase_error *err);
+
+/* SQL for the database clock as Unix seconds, in the backend's dialect. */
+const char *db_sql_now_epoch(enum db_backend backend);
+
 /* Thin wrappers, so that callers read conn-first. */
 static inline int
 db_exec(struct db_conn *c, const char *sql, struct dbphase_error *err)

@@ -606,27 +606,15 @@ sqlite_cancel(struct db_conn *conn, struct dbphase_error *err)
 }
 
 static void
-sqlite_quote_with(struct strbuf *out, const char *s, char q)
-{
-	strbuf_addch(out, q);
-	for (; *s; s++) {
-		if (*s == q)
-			strbuf_addch(out, q);
-		strbuf_addch(out, *s);
-	}
-	strbuf_addch(out, q);
-}
-
-static void
 sqlite_quote_ident(struct strbuf *out, const char *ident)
 {
-	sqlite_quote_with(out, ident, '"');
+	db_quote_ident(DB_BACKEND_SQLITE, out, ident);
 }
 
 static void
 sqlite_quote_literal(struct strbuf *out, const char *text)
 {
-	sqlite_quote_with(out, text, '\'');
+	db_quote_literal(DB_BACKEND_SQLITE, out, text);
 }
 
 const struct db_driver db_sqlite_driver = {

@@ -1,0 +1,105 @@
+/*
+ * cli/cmd_node.c - `dbphase node`: application nodes say which schema
+ * version their code needs, and keep saying it; contract waits for them.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+int
+cmd_node(struct cli *cli, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "name", required_argument, NULL, 'n' },
+		{ "schema-version", required_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *sub, *name = NULL, *schema = NULL;
+	int64_t version = 0;
+	int c, rc;
+
+	if (argc < 2)
+		return cli_usage_error(cli, "node needs a subcommand: register, heartbeat, retire or list");
+	sub = argv[1];
+	optind = 2;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			name = optarg;
+			break;
+		case 's':
+			schema = optarg;
+			break;
+		case ':':
+			return cli_usage_error(cli, "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return cli_usage_error(cli, "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
+	if (strcmp(sub, "list") != 0 && name == NULL)
+		return cli_usage_error(cli, "node %s needs --name NAME", sub);
+	if (strcmp(sub, "register") == 0) {
+		if (schema == NULL)
+			return cli_usage_error(cli, "node register needs --schema-version N");
+		if ((rc = cli_parse_version(cli, schema, &version)) < 0)
+			return rc;
+	} else if (strcmp(sub, "heartbeat") != 0 && strcmp(sub, "retire") != 0 &&
+		   strcmp(sub, "list") != 0) {
+		return cli_usage_error(cli, "unknown node subcommand '%s'; expected register, "
+				       "heartbeat, retire or list", sub);
+	}
+	if ((rc = cli_open_state(cli)) < 0 || (rc = state_ensure_tables(&cli->st, &cli->err)) < 0)
+		return rc;
+	if (strcmp(sub, "register") == 0) {
+		rc = state_node_register(&cli->st, name, version, &cli->err);
+		if (rc == 0 && cli->format == CLI_TEXT)
+			printf("node '%s' registered: needs schema version %lld\n", name,
+			       (long long)version);
+	} else if (strcmp(sub, "heartbeat") == 0) {
+		rc = state_node_heartbeat(&cli->st, name, &cli->err);
+	} else if (strcmp(sub, "retire") == 0) {
+		rc = state_node_retire(&cli->st, name, &cli->err);
+		if (rc == 0 && cli->format == CLI_TEXT)
+			printf("node '%s' retired\n", name);
+	} else {
+		struct state_node *nodes;
+		size_t n, i;
+		json_t *arr = json_array();
+
+		if ((rc = state_node_list(&cli->st, &nodes, &n, &cli->err)) < 0) {
+			json_decref(arr);
+			return rc;
+		}
+		for (i = 0; i < n; i++) {
+			bool live = nodes[i].age_s <= cli->cfg.node_ttl_s;
+
+			if (cli->format == CLI_TEXT) {
+				printf("%-24s needs %-4lld heartbeat %llds ago  %s\n", nodes[i].name,
+				       (long long)nodes[i].schema_version, (long long)nodes[i].age_s,
+				       live ? "live" : "stale");
+			} else {
+				json_t *o = json_object();
+
+				json_object_set_new(o, "name", json_string(nodes[i].name));
+				json_object_set_new(o, "schema_version",
+						    json_integer(nodes[i].schema_version));
+				json_object_set_new(o, "heartbeat_age_s", json_integer(nodes[i].age_s));
+				json_object_set_new(o, "live", json_boolean(live));
+				json_array_append_new(arr, o);
+			}
+		}
+		if (cli->format == CLI_JSON)
+			cli_print_json(arr);
+		else
+			json_decref(arr);
+		state_nodes_free(nodes, n);
+	}
+	return rc;
+}

@@ -1,0 +1,1981 @@
+/*
+ * plan/planner.c - replaying migrations on the schema model and rendering
+ * each operation's catalog steps for one backend.
+ *
+ * Design.  Each operation goes through three stages:
+ *   1. generic checks of its arguments against the catalog's parameter
+ *      list (unknown or missing fields, kinds, existence of tables and
+ *      columns in the model), which also fill template variables;
+ *   2. the operation's own rules (op_* below): derived variables such as
+ *      trigger names and the type of a shadowed column, flags that select
+ *      catalog steps ("when:"), and the operation's effect on the model;
+ *   3. rendering of the selected catalog steps into plan steps.
+ * Variables may be lists; a statement that uses a list is rendered once per
+ * element (all lists in one statement must be equally long).
+ */
+#include "plan/planner.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/strbuf.h"
+#include "core/xmalloc.h"
+#include "drivers/driver.h"
+#include "plan/model.h"
+#include "plan/types.h"
+
+/* Identifier length every backend accepts (PostgreSQL's 63). */
+#define NAME_MAX_LEN 63
+
+struct var {
+	char *name;
+	char **values;
+	size_t n;
+	bool is_list;
+};
+
+struct vars {
+	struct var *v;
+	size_t n;
+	size_t alloc;
+};
+
+/* A column added NOT NULL without a default waits for a backfill. */
+struct pending_fill {
+	char *table;
+	char *column;
+	const struct ynode *at;
+	bool filled;
+};
+
+struct op_ctx {
+	const struct repo *repo;
+	const struct migration *mig;
+	const struct migration_op *mop;
+	const struct catalog_op *cop;
+	struct model *model;
+	enum db_backend backend;
+	struct vars vars;
+	struct pending_fill *fills;	/* of the current migration */
+	size_t n_fills;
+	struct dbphase_error *err;
+};
+
+/* ---- variables ---------------------------------------------------------- */
+
+static struct var *
+vars_find(const struct vars *vs, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < vs->n; i++)
+		if (strcmp(vs->v[i].name, name) == 0)
+			return &vs->v[i];
+	return NULL;
+}
+
+static struct var *
+vars_slot(struct vars *vs, const char *name)
+{
+	struct var *v = vars_find(vs, name);
+	size_t i;
+
+	if (v) {
+		for (i = 0; i < v->n; i++)
+			free(v->values[i]);
+		v->n = 0;
+		return v;
+	}
+	XGROW(vs->v, vs->n, vs->alloc);
+	v = &vs->v[vs->n++];
+	memset(v, 0, sizeof(*v));
+	v->name = xstrdup(name);
+	return v;
+}
+
+static void
+vars_set(struct vars *vs, const char *name, const char *value)
+{
+	struct var *v = vars_slot(vs, name);
+
+	v->values = xrealloc(v->values, sizeof(char *));
+	v->values[0] = xstrdup(value);
+	v->n = 1;
+	v->is_list = false;
+}
+
+/* Make name an empty list (replacing what it held). */
+static void
+vars_list(struct vars *vs, const char *name)
+{
+	vars_slot(vs, name)->is_list = true;
+}
+
+static void
+vars_push(struct vars *vs, const char *name, const char *value)
+{
+	struct var *v = vars_find(vs, name);
+
+	if (v == NULL) {
+		vars_list(vs, name);
+		v = vars_find(vs, name);
+	}
+	v->values = xrealloc(v->values, (v->n + 1) * sizeof(char *));
+	v->values[v->n++] = xstrdup(value);
+}
+
+static void
+vars_flag(struct vars *vs, const char *name, bool on)
+{
+	if (on)
+		vars_set(vs, name, "1");
+	else if (vars_find(vs, name))
+		vars_slot(vs, name);	/* emptied: no value = off */
+}
+
+static bool
+vars_has_flag(const struct vars *vs, const char *name)
+{
+	const struct var *v = vars_find(vs, name);
+
+	return v && !v->is_list && v->n == 1 && strcmp(v->values[0], "1") == 0;
+}
+
+static void
+vars_release(struct vars *vs)
+{
+	size_t i, j;
+
+	for (i = 0; i < vs->n; i++) {
+		for (j = 0; j < vs->v[i].n; j++)
+			free(vs->v[i].values[j]);
+		free(vs->v[i].values);
+		free(vs->v[i].name);
+	}
+	free(vs->v);
+	memset(vs, 0, sizeof(*vs));
+}
+
+/* ---- small renderers ---------------------------------------------------- */
+
+static char *
+quote_ident(enum db_backend b, const char *name)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	db_quote_ident(b, &sb, name);
+	return strbuf_detach(&sb);
+}
+
+static char *
+quote_literal(enum db_backend b, const char *text)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	db_quote_literal(b, &sb, text);
+	return strbuf_detach(&sb);
+}
+
+static void
+vars_set_ident(struct op_ctx *c, const char *var, const char *name)
+{
+	char *q = quote_ident(c->backend, name);
+	char *lit_name = xasprintf("%s_literal", var);
+	char *lit = quote_literal(c->backend, name);
+
+	vars_set(&c->vars, var, q);
+	vars_set(&c->vars, lit_name, lit);
+	free(q);
+	free(lit_name);
+	free(lit);
+}
+
+static uint32_t
+fnv32(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/*
+ * A name for an object dbphase creates, "dbp_v<version>_<op>_<table>_<tag>",
+ * shortened with a hash when it would pass NAME_MAX_LEN.  Caller frees.
+ */
+static char *
+object_name(const struct op_ctx *c, const char *table, const char *tag)
+{
+	char *name = xasprintf("dbp_v%lld_%zu_%s_%s", (long long)c->mig->version,
+			       (size_t)(c->mop - c->mig->ops) + 1, table, tag);
+
+	if (strlen(name) > NAME_MAX_LEN) {
+		char *short_name = xasprintf("%.*s_%08x", NAME_MAX_LEN - 9, name, fnv32(name));
+
+		free(name);
+		name = short_name;
+	}
+	return name;
+}
+
+static void
+vars_set_object(struct op_ctx *c, const char *var, const char *table, const char *tag)
+{
+	char *name = object_name(c, table, tag);
+
+	vars_set_ident(c, var, name);
+	free(name);
+}
+
+static int
+op_error(struct op_ctx *c, const struct ynode *at, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int
+op_error(struct op_ctx *c, const struct ynode *at, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+	int rc;
+
+	va_start(ap, fmt);
+	msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	rc = ydoc_errorf(&c->mig->doc, at ? at : c->mop->node, c->err, "%s: %s",
+			 c->mop->kind, msg);
+	free(msg);
+	return rc;
+}
+
+/* ---- expressions -------------------------------------------------------- */
+
+/* An expression: one string, or a map of backend (or "all") to string. */
+static int
+expr_text(struct op_ctx *c, const struct ynode *node, const char *what, const char **out)
+{
+	const struct ynode *v;
+
+	if (node->kind == YNODE_SCALAR) {
+		*out = node->scalar;
+		return 0;
+	}
+	if (node->kind != YNODE_MAP)
+		return op_error(c, node, "%s must be an SQL expression (a string, or a map of backend to string)",
+				what);
+	for (size_t i = 0; i < node->n; i++) {
+		const char *k = node->keys[i]->scalar;
+
+		if (strcmp(k, "all") != 0 && db_backend_from_name(k) < 0)
+			return op_error(c, node->keys[i],
+					"unknown backend '%s' in %s; expected all, postgresql, mysql or sqlite",
+					k, what);
+		if (node->items[i]->kind != YNODE_SCALAR)
+			return op_error(c, node->items[i], "%s for '%s' must be a string", what, k);
+	}
+	v = ynode_get(node, db_backend_name(c->backend));
+	if (v == NULL && c->backend == DB_BACKEND_POSTGRESQL)
+		v = ynode_get(node, "postgres");
+	if (v == NULL && c->backend == DB_BACKEND_MYSQL)
+		v = ynode_get(node, "mariadb");
+	if (v == NULL)
+		v = ynode_get(node, "all");
+	if (v == NULL)
+		return op_error(c, node, "%s has no expression for %s (add '%s:' or 'all:')",
+				what, db_backend_name(c->backend), db_backend_name(c->backend));
+	*out = v->scalar;
+	return 0;
+}
+
+/*
+ * Copy expr to out with every bare reference to a column of t written as
+ * prefix."column" (NEW."email"), for trigger bodies that must read the row
+ * being written.  String literals, function names (followed by '('), and
+ * qualified names (after '.') are left alone.  When deps is not NULL, the
+ * quoted names of the columns read are appended to it, comma-separated.
+ */
+static void
+expr_qualify(enum db_backend b, const char *expr, const struct model_table *t,
+	     const char *prefix, struct strbuf *out, struct strbuf *deps)
+{
+	const char *p = expr;
+
+	while (*p) {
+		if (*p == '\'') {
+			const char *q = p + 1;
+
+			while (*q && !(*q == '\'' && q[1] != '\''))
+				q += (*q == '\'' && q[1] == '\'') ? 2 : 1;
+			if (*q)
+				q++;
+			strbuf_add(out, p, (size_t)(q - p));
+			p = q;
+		} else if (isalpha((unsigned char)*p) || *p == '_' || *p == '"' || *p == '`') {
+			const char *start = p, *after;
+			char *name;
+			bool quoted = (*p == '"' || *p == '`');
+			const char *prev = out->len ? out->buf + out->len - 1 : NULL;
+			size_t i;
+			bool is_col = false;
+
+			if (quoted) {
+				char qc = *p++;
+
+				while (*p && *p != qc)
+					p++;
+				name = xstrndup(start + 1, (size_t)(p - start - 1));
+				if (*p)
+					p++;
+			} else {
+				while (isalnum((unsigned char)*p) || *p == '_' || *p == '$')
+					p++;
+				name = xstrndup(start, (size_t)(p - start));
+			}
+			after = p;
+			while (*after == ' ' || *after == '\t' || *after == '\n')
+				after++;
+			while (prev && prev > out->buf && (*prev == ' ' || *prev == '\t'))
+				prev--;
+			for (i = 0; i < t->n_columns; i++)
+				if (quoted ? strcmp(t->columns[i].name, name) == 0
+					   : strcasecmp(t->columns[i].name, name) == 0)
+					is_col = true;
+			if (is_col && *after != '(' && !(prev && *prev == '.')) {
+				char *q;
+
+				for (i = 0; i < t->n_columns; i++)
+					if (strcasecmp(t->columns[i].name, name) == 0)
+						break;
+				q = quote_ident(b, quoted ? name : t->columns[i].name);
+				strbuf_addf(out, "%s.%s", prefix, q);
+				if (deps && !strstr(deps->buf, q))
+					strbuf_addf(deps, "%s%s", deps->len ? ", " : "", q);
+				free(q);
+			} else {
+				strbuf_add(out, start, (size_t)(p - start));
+			}
+			free(name);
+		} else {
+			strbuf_addch(out, *p++);
+		}
+	}
+}
+
+/* ---- column definitions ------------------------------------------------- */
+
+static bool
+is_number(const char *s)
+{
+	char *end;
+
+	if (*s == '\0')
+		return false;
+	strtod(s, &end);
+	return *end == '\0';
+}
+
+/* Render a 'default:' node for every backend into col->default_sql. */
+static int
+column_default(struct op_ctx *c, const struct ynode *node, struct model_column *col)
+{
+	int b;
+
+	if (node->kind == YNODE_SCALAR && ynode_is_null(node))
+		return 0;
+	for (b = 0; b < DB_BACKEND__COUNT; b++) {
+		enum db_backend saved = c->backend;
+		const char *text;
+		int rc;
+
+		if (node->kind == YNODE_MAP) {
+			const struct ynode *e = ynode_get(node, "expr");
+
+			if (e == NULL || node->n != 1)
+				return op_error(c, node, "a default is a value, or {expr: SQL expression}");
+			c->backend = (enum db_backend)b;
+			rc = expr_text(c, e, "the default", &text);
+			c->backend = saved;
+			if (rc < 0)
+				return rc;
+			if (b == DB_BACKEND_POSTGRESQL ||
+			    (b == DB_BACKEND_MYSQL && strcasecmp(text, "CURRENT_TIMESTAMP") == 0))
+				col->default_sql[b] = xstrdup(text);
+			else
+				col->default_sql[b] = xasprintf("(%s)", text);
+			if (b == DB_BACKEND_SQLITE && strcasecmp(text, "CURRENT_TIMESTAMP") == 0) {
+				free(col->default_sql[b]);
+				col->default_sql[b] = xstrdup("CURRENT_TIMESTAMP");
+			}
+		} else if (node->kind == YNODE_SCALAR) {
+			if (node->plain && is_number(node->scalar))
+				col->default_sql[b] = xstrdup(node->scalar);
+			else if (node->plain && (strcmp(node->scalar, "true") == 0 ||
+						 strcmp(node->scalar, "false") == 0))
+				col->default_sql[b] = xstrdup(strcmp(node->scalar, "true") == 0 ? "TRUE" : "FALSE");
+			else
+				col->default_sql[b] = quote_literal((enum db_backend)b, node->scalar);
+		} else {
+			return op_error(c, node, "a default is a value, or {expr: SQL expression}");
+		}
+	}
+	return 0;
+}
+
+static int
+parse_column_def(struct op_ctx *c, const struct ynode *node, struct model_column *col)
+{
+	static const char *const keys[] = { "name", "type", "nullable", "default",
+					    "primary_key", "autoincrement", NULL };
+	const struct ydoc *doc = &c->mig->doc;
+	const struct ynode *v;
+	const char *s;
+	size_t i;
+	int rc;
+
+	memset(col, 0, sizeof(*col));
+	col->nullable = true;
+	if (node->kind != YNODE_MAP)
+		return op_error(c, node, "a column must be a mapping with 'name' and 'type'");
+	for (i = 0; i < node->n; i++) {
+		const char *const *k;
+
+		for (k = keys; *k; k++)
+			if (strcmp(*k, node->keys[i]->scalar) == 0)
+				break;
+		if (*k == NULL)
+			return op_error(c, node->keys[i],
+					"unknown column field '%s'; expected name, type, nullable, default, primary_key, autoincrement",
+					node->keys[i]->scalar);
+	}
+	if (!(v = ynode_get(node, "name")))
+		return op_error(c, node, "a column needs 'name'");
+	if ((rc = ynode_str(doc, v, "'name'", &s, c->err)) < 0)
+		return rc;
+	col->name = xstrdup(s);
+	if (!(v = ynode_get(node, "type")))
+		return op_error(c, node, "column '%s' needs 'type'", col->name);
+	if ((rc = ynode_str(doc, v, "'type'", &s, c->err)) < 0)
+		return rc;
+	if (!type_valid(s))
+		return op_error(c, v,
+				"unknown type '%s'; expected integer, bigint, smallint, boolean, text, varchar(n), numeric(p,s), real, double, date, timestamp, timestamptz, bytes, json or uuid",
+				s);
+	col->type = xstrdup(s);
+	if ((v = ynode_get(node, "nullable")) &&
+	    (rc = ynode_bool(doc, v, "'nullable'", &col->nullable, c->err)) < 0)
+		return rc;
+	if ((v = ynode_get(node, "primary_key")) &&
+	    (rc = ynode_bool(doc, v, "'primary_key'", &col->primary_key, c->err)) < 0)
+		return rc;
+	if ((v = ynode_get(node, "autoincrement")) &&
+	    (rc = ynode_bool(doc, v, "'autoincrement'", &col->autoincrement, c->err)) < 0)
+		return rc;
+	if (col->primary_key)
+		col->nullable = false;
+	if (col->autoincrement && !(col->primary_key && type_is_integer(col->type)))
+		return op_error(c, v, "column '%s': autoincrement needs an integer primary key",
+				col->name);
+	if ((v = ynode_get(node, "default")) && (rc = column_default(c, v, col)) < 0)
+		return rc;
+	col->added_in = c->mig->version;
+	return 0;
+}
+
+/*
+ * "name" TYPE [NOT NULL] [DEFAULT x]; with force_null the NOT NULL is left
+ * out.  inline_pk writes a single autoincrement key in the backend's way.
+ */
+static void
+render_column_def(enum db_backend b, const struct model_column *col, bool force_null,
+		  bool inline_pk, bool with_default, struct strbuf *out)
+{
+	const char *expected;
+
+	db_quote_ident(b, out, col->name);
+	strbuf_addch(out, ' ');
+	if (col->autoincrement && inline_pk && b == DB_BACKEND_SQLITE) {
+		strbuf_addstr(out, "INTEGER PRIMARY KEY AUTOINCREMENT");
+		return;
+	}
+	type_render(col->type, b, out, &expected);
+	if (col->autoincrement && b == DB_BACKEND_POSTGRESQL) {
+		strbuf_addstr(out, " GENERATED BY DEFAULT AS IDENTITY");
+		return;
+	}
+	if (!col->nullable && !force_null)
+		strbuf_addstr(out, " NOT NULL");
+	if (col->autoincrement && b == DB_BACKEND_MYSQL)
+		strbuf_addstr(out, " AUTO_INCREMENT");
+	if (col->default_sql[b] && with_default)
+		strbuf_addf(out, " DEFAULT %s", col->default_sql[b]);
+}
+
+static char *
+column_def_text(enum db_backend b, const struct model_column *col, bool force_null)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	render_column_def(b, col, force_null, false, true, &sb);
+	return strbuf_detach(&sb);
+}
+
+/*
+ * A column that batches will fill: nullable and without a default, or
+ * adding it would set every existing row to the default and the backfill
+ * would find nothing to do.  The default (and NOT NULL) come at contract.
+ */
+static char *
+shadow_def_text(enum db_backend b, const struct model_column *col)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	render_column_def(b, col, true, false, false, &sb);
+	return strbuf_detach(&sb);
+}
+
+/* Variables for the column's final default: flag has_default, {default_value}. */
+static void
+set_final_default(struct op_ctx *c, const struct model_column *col)
+{
+	vars_flag(&c->vars, "has_default", col->default_sql[c->backend] != NULL);
+	vars_set(&c->vars, "default_value",
+		 col->default_sql[c->backend] ? col->default_sql[c->backend] : "");
+}
+
+/* The column list and key of CREATE TABLE for t's current columns. */
+static char *
+table_body(enum db_backend b, const struct model_table *t)
+{
+	struct strbuf sb = STRBUF_INIT;
+	const struct model_column *pk[64];
+	size_t n_pk = model_primary_key(t, pk, 64), i;
+	bool sqlite_autoinc = b == DB_BACKEND_SQLITE && n_pk == 1 && pk[0]->autoincrement;
+
+	for (i = 0; i < t->n_columns; i++) {
+		if (i)
+			strbuf_addstr(&sb, ", ");
+		render_column_def(b, &t->columns[i], false, true, true, &sb);
+	}
+	if (n_pk > 0 && !sqlite_autoinc) {
+		strbuf_addstr(&sb, ", PRIMARY KEY (");
+		for (i = 0; i < n_pk; i++) {
+			if (i)
+				strbuf_addstr(&sb, ", ");
+			db_quote_ident(b, &sb, pk[i]->name);
+		}
+		strbuf_addch(&sb, ')');
+	}
+	return strbuf_detach(&sb);
+}
+
+/* ---- generic parameter checks ------------------------------------------- */
+
+/* The text of a scalar argument, or the 'name' of a column definition. */
+static const char *
+arg_string(struct op_ctx *c, const char *name)
+{
+	const struct ynode *v = ynode_get(c->mop->args, name);
+
+	if (v && v->kind == YNODE_MAP)
+		v = ynode_get(v, "name");
+	return v && v->kind == YNODE_SCALAR ? v->scalar : NULL;
+}
+
+static struct model_table *
+arg_table(struct op_ctx *c)
+{
+	const char *name = arg_string(c, "table");
+
+	if (name == NULL)
+		name = arg_string(c, "name");
+	return name ? model_table(c->model, name) : NULL;
+}
+
+static int
+param_names(struct op_ctx *c, struct strbuf *sb)
+{
+	size_t i;
+
+	for (i = 0; i < c->cop->n_params; i++)
+		strbuf_addf(sb, "%s%s", i ? ", " : "", c->cop->params[i].name);
+	return 0;
+}
+
+static bool
+valid_identifier(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 0 && n <= NAME_MAX_LEN && strchr(s, '\0') == s + n;
+}
+
+static int
+check_param(struct op_ctx *c, const struct catalog_param *p, const struct ynode *v)
+{
+	const struct ydoc *doc = &c->mig->doc;
+	struct model_table *t = arg_table(c);
+	const char *s, *table_name = arg_string(c, "table");
+	struct strbuf sb = STRBUF_INIT;
+	size_t i;
+	bool flag;
+	int rc = 0;
+
+	switch (p->kind) {
+	case PARAM_IDENTIFIER:
+	case PARAM_TABLE:
+	case PARAM_NEW_TABLE:
+	case PARAM_COLUMN:
+	case PARAM_NEW_COLUMN:
+		if ((rc = ynode_str(doc, v, p->name, &s, c->err)) < 0)
+			return rc;
+		if (!valid_identifier(s))
+			return op_error(c, v, "'%s' is not a valid name (1 to %d characters)", s,
+					NAME_MAX_LEN);
+		if (p->kind == PARAM_TABLE && !model_table(c->model, s))
+			return op_error(c, v, "table '%s' does not exist at version %lld", s,
+					(long long)c->mig->version);
+		if (p->kind == PARAM_NEW_TABLE && model_table(c->model, s))
+			return op_error(c, v, "table '%s' already exists at version %lld", s,
+					(long long)c->mig->version);
+		if ((p->kind == PARAM_COLUMN || p->kind == PARAM_NEW_COLUMN) && t == NULL)
+			return op_error(c, v, "'%s' needs an existing 'table'", p->name);
+		if (p->kind == PARAM_COLUMN && !model_column(t, s))
+			return op_error(c, v, "column '%s' does not exist in table '%s' at version %lld",
+					s, t->name, (long long)c->mig->version);
+		if (p->kind == PARAM_NEW_COLUMN && model_column(t, s))
+			return op_error(c, v, "column '%s' already exists in table '%s'", s, t->name);
+		vars_set_ident(c, p->name, s);
+		if (p->kind == PARAM_COLUMN) {
+			const char *expected;
+			char *tv = xasprintf("%s_type", p->name);
+
+			type_render(model_column(t, s)->type, c->backend, &sb, &expected);
+			vars_set(&c->vars, tv, sb.buf);
+			free(tv);
+		}
+		break;
+	case PARAM_COLUMNS:
+		if (v->kind != YNODE_SEQ || v->n == 0)
+			return op_error(c, v, "'%s' must be a non-empty list of column names", p->name);
+		if (t == NULL)
+			return op_error(c, v, "'%s' needs an existing 'table'", p->name);
+		for (i = 0; i < v->n; i++) {
+			if ((rc = ynode_str(doc, v->items[i], "a column name", &s, c->err)) < 0)
+				return rc;
+			if (!model_column(t, s))
+				return op_error(c, v->items[i],
+						"column '%s' does not exist in table '%s' at version %lld",
+						s, t->name, (long long)c->mig->version);
+			if (i)
+				strbuf_addstr(&sb, ", ");
+			db_quote_ident(c->backend, &sb, s);
+		}
+		vars_set(&c->vars, p->name, sb.buf);
+		break;
+	case PARAM_COLUMN_DEF: {
+		struct model_column col;
+		char *def, *name;
+
+		rc = parse_column_def(c, v, &col);
+		if (rc == 0 && t && model_column(t, col.name))
+			rc = op_error(c, v, "column '%s' already exists in table '%s'", col.name, t->name);
+		if (rc == 0) {
+			vars_set_ident(c, p->name, col.name);
+			name = xasprintf("%s_def", p->name);
+			def = column_def_text(c->backend, &col, false);
+			vars_set(&c->vars, name, def);
+			free(def);
+			free(name);
+			name = xasprintf("%s_def_nullable", p->name);
+			def = column_def_text(c->backend, &col, true);
+			vars_set(&c->vars, name, def);
+			free(def);
+			free(name);
+		}
+		model_column_release(&col);
+		break;
+	}
+	case PARAM_COLUMN_DEFS:
+		if (v->kind != YNODE_SEQ || v->n == 0)
+			return op_error(c, v, "'%s' must be a non-empty list of columns", p->name);
+		for (i = 0; i < v->n; i++) {
+			struct model_column col;
+
+			rc = parse_column_def(c, v->items[i], &col);
+			model_column_release(&col);
+			if (rc < 0)
+				return rc;
+		}
+		break;
+	case PARAM_TYPE:
+		if ((rc = ynode_str(doc, v, p->name, &s, c->err)) < 0)
+			return rc;
+		{
+			const char *expected;
+
+			if (!type_render(s, c->backend, &sb, &expected))
+				rc = op_error(c, v, "unknown type '%s'; expected %s", s, expected);
+			else
+				vars_set(&c->vars, p->name, sb.buf);
+		}
+		break;
+	case PARAM_EXPR:
+		if ((rc = expr_text(c, v, p->name, &s)) == 0)
+			vars_set(&c->vars, p->name, s);
+		break;
+	case PARAM_ASSIGNMENTS:
+		if (v->kind != YNODE_MAP || v->n == 0)
+			return op_error(c, v, "'%s' must map columns to SQL expressions", p->name);
+		if (t == NULL)
+			return op_error(c, v, "'%s' needs an existing 'table'", p->name);
+		for (i = 0; i < v->n && rc == 0; i++) {
+			s = v->keys[i]->scalar;
+			if (!model_column(t, s))
+				return op_error(c, v->keys[i],
+						"column '%s' does not exist in table '%s' at version %lld",
+						s, t->name, (long long)c->mig->version);
+			if (i)
+				strbuf_addstr(&sb, ", ");
+			db_quote_ident(c->backend, &sb, s);
+			rc = expr_text(c, v->items[i], "the value", &s);
+			if (rc == 0)
+				strbuf_addf(&sb, " = %s", s);
+		}
+		if (rc == 0)
+			vars_set(&c->vars, p->name, sb.buf);
+		break;
+	case PARAM_STRING:
+		if ((rc = ynode_str(doc, v, p->name, &s, c->err)) == 0) {
+			char *lit = quote_literal(c->backend, s);
+
+			vars_set(&c->vars, p->name, lit);
+			free(lit);
+		}
+		break;
+	case PARAM_BOOL:
+		if ((rc = ynode_bool(doc, v, p->name, &flag, c->err)) == 0)
+			vars_flag(&c->vars, p->name, flag);
+		break;
+	case PARAM_PHASE:
+		if ((rc = ynode_str(doc, v, p->name, &s, c->err)) < 0)
+			return rc;
+		if (phase_from_name(s) < 0)
+			return op_error(c, v, "unknown phase '%s'; expected expand, migrate or contract", s);
+		{
+			char *f = xasprintf("%s_%s", p->name, s);
+
+			vars_flag(&c->vars, f, true);
+			free(f);
+		}
+		break;
+	case PARAM_VALUE:
+		break;
+	case PARAM_SQL:
+		/* One statement or a list; checked and used by op_sql. */
+		if (v->kind == YNODE_MAP)
+			return op_error(c, v, "'%s' must be an SQL statement or a list of them", p->name);
+		break;
+	}
+	(void)table_name;
+	strbuf_release(&sb);
+	return rc;
+}
+
+static int
+check_params(struct op_ctx *c)
+{
+	const struct ynode *args = c->mop->args;
+	struct strbuf names = STRBUF_INIT;
+	size_t i;
+	int rc = 0;
+
+	if (args->kind != YNODE_MAP) {
+		param_names(c, &names);
+		rc = op_error(c, args, "arguments must be a mapping of: %s", names.buf);
+		goto out;
+	}
+	for (i = 0; i < args->n; i++) {
+		if (!catalog_op_param(c->cop, args->keys[i]->scalar)) {
+			param_names(c, &names);
+			rc = op_error(c, args->keys[i], "unknown field '%s'; expected one of: %s",
+				      args->keys[i]->scalar, names.buf);
+			goto out;
+		}
+	}
+	/* 'table' first: other parameters are checked against it. */
+	for (int pass = 0; pass < 2 && rc == 0; pass++) {
+		for (i = 0; i < c->cop->n_params && rc == 0; i++) {
+			const struct catalog_param *p = &c->cop->params[i];
+			const struct ynode *v = ynode_get(args, p->name);
+			bool is_table = strcmp(p->name, "table") == 0;
+
+			if ((pass == 0) != is_table)
+				continue;
+			if (v == NULL || (v->kind == YNODE_SCALAR && ynode_is_null(v) &&
+					  p->kind != PARAM_SQL)) {
+				if (p->required)
+					rc = op_error(c, c->mop->node, "missing required field '%s'", p->name);
+				continue;
+			}
+			rc = check_param(c, p, v);
+		}
+	}
+out:
+	strbuf_release(&names);
+	return rc;
+}
+
+/* ---- operation rules ---------------------------------------------------- */
+
+static int
+op_create_table(struct op_ctx *c)
+{
+	const struct ynode *cols = ynode_get(c->mop->args, "columns");
+	const char *name = arg_string(c, "name");
+	struct model_table *t;
+	size_t i, n_pk = 0;
+	char *body;
+
+	t = model_add_table(c->model, name);
+	t->created_in = c->mig->version;
+	for (i = 0; i < cols->n; i++) {
+		struct model_column col;
+		int rc = parse_column_def(c, cols->items[i], &col);
+
+		if (rc == 0 && model_column(t, col.name))
+			rc = op_error(c, cols->items[i], "column '%s' is listed twice", col.name);
+		if (rc < 0) {
+			model_column_release(&col);
+			return rc;
+		}
+		n_pk += col.primary_key;
+		model_add_column(t, &col);
+		model_column_release(&col);
+	}
+	for (i = 0; i < t->n_columns; i++)
+		if (t->columns[i].autoincrement && n_pk > 1)
+			return op_error(c, cols, "autoincrement needs a single-column primary key");
+	body = table_body(c->backend, t);
+	vars_set(&c->vars, "columns", body);
+	free(body);
+	return 0;
+}
+
+static int
+op_drop_table(struct op_ctx *c)
+{
+	model_drop_table(c->model, arg_string(c, "name"));
+	return 0;
+}
+
+static int
+op_rename_table(struct op_ctx *c)
+{
+	struct model_table *t = model_table(c->model, arg_string(c, "name"));
+	const char *to = arg_string(c, "to");
+	struct strbuf cols = STRBUF_INIT, news = STRBUF_INIT, assign = STRBUF_INIT,
+		      match = STRBUF_INIT;
+	const struct model_column *pk[64];
+	size_t n_pk = model_primary_key(t, pk, 64), i;
+
+	/*
+	 * Old code uses the old name until contract; new code uses the new
+	 * name, a view of the table.  SQLite's views are read-only, so its
+	 * view gets INSTEAD OF triggers that write through to the table.
+	 */
+	if (c->backend == DB_BACKEND_SQLITE && n_pk == 0)
+		return op_error(c, NULL, "table '%s' has no primary key, which SQLite's "
+				"writable view needs to find rows", t->name);
+	for (i = 0; i < t->n_columns; i++) {
+		char *q = quote_ident(c->backend, t->columns[i].name);
+
+		strbuf_addf(&cols, "%s%s", i ? ", " : "", q);
+		strbuf_addf(&news, "%sNEW.%s", i ? ", " : "", q);
+		strbuf_addf(&assign, "%s%s = NEW.%s", i ? ", " : "", q, q);
+		free(q);
+	}
+	for (i = 0; i < n_pk; i++) {
+		char *q = quote_ident(c->backend, pk[i]->name);
+
+		strbuf_addf(&match, "%s%s = OLD.%s", i ? " AND " : "", q, q);
+		free(q);
+	}
+	vars_set(&c->vars, "columns", cols.buf);
+	vars_set(&c->vars, "new_columns", news.buf);
+	vars_set(&c->vars, "assign_new", assign.buf);
+	vars_set(&c->vars, "key_match", match.buf);
+	vars_set_object(c, "trigger_ins", to, "view_i");
+	vars_set_object(c, "trigger_upd", to, "view_u");
+	vars_set_object(c, "trigger_del", to, "view_d");
+	strbuf_release(&cols);
+	strbuf_release(&news);
+	strbuf_release(&assign);
+	strbuf_release(&match);
+	free(t->name);
+	t->name = xstrdup(to);
+	return 0;
+}
+
+static int
+op_add_column(struct op_ctx *c)
+{
+	struct model_table *t = arg_table(c);
+	struct model_column col;
+	bool ready;
+	int rc = parse_column_def(c, ynode_get(c->mop->args, "column"), &col);
+
+	if (rc < 0) {
+		model_column_release(&col);
+		return rc;
+	}
+	if (col.primary_key || col.autoincrement) {
+		model_column_release(&col);
+		return op_error(c, NULL, "a primary key cannot be added to an existing table");
+	}
+	ready = col.nullable || col.default_sql[c->backend] != NULL;
+	vars_flag(&c->vars, "ready", ready);
+	vars_set_object(c, "check", t->name, "nn");
+	if (c->backend == DB_BACKEND_SQLITE && col.default_sql[c->backend] &&
+	    col.default_sql[c->backend][0] == '(') {
+		model_column_release(&col);
+		return op_error(c, ynode_get(c->mop->args, "column"),
+				"SQLite cannot add a column whose default is an expression");
+	}
+	if (!ready) {
+		struct pending_fill *f;
+
+		c->fills = xrealloc(c->fills, (c->n_fills + 1) * sizeof(*c->fills));
+		f = &c->fills[c->n_fills++];
+		f->table = xstrdup(t->name);
+		f->column = xstrdup(col.name);
+		f->at = c->mop->node;
+		f->filled = false;
+	}
+	model_add_column(t, &col);
+	model_column_release(&col);
+	return 0;
+}
+
+static int
+op_drop_column(struct op_ctx *c)
+{
+	struct model_table *t = arg_table(c);
+	const char *name = arg_string(c, "column");
+	const struct model_column *col = model_column(t, name);
+	size_t i, j;
+
+	if (col->primary_key)
+		return op_error(c, ynode_get(c->mop->args, "column"),
+				"column '%s' is part of the primary key of '%s'", name, t->name);
+	/* SQLite refuses to drop an indexed column: drop its indexes first. */
+	vars_list(&c->vars, "indexes");
+	for (i = 0; i < t->n_indexes; i++)
+		for (j = 0; j < t->indexes[i].n_columns; j++)
+			if (strcmp(t->indexes[i].columns[j], name) == 0) {
+				char *q = quote_ident(c->backend, t->indexes[i].name);
+
+				vars_push(&c->vars, "indexes", q);
+				free(q);
+			}
+	model_drop_column(t, name);
+	return 0;
+}
+
+/* Shadow-index lists for change_type: one entry per index on the column. */
+static void
+shadow_indexes(struct op_ctx *c, struct model_table *t, const char *column,
+	       const char *shadow)
+{
+	size_t i, j;
+
+	vars_list(&c->vars, "ix");
+	vars_list(&c->vars, "ix_shadow");
+	vars_list(&c->vars, "ix_shadow_columns");
+	vars_list(&c->vars, "ix_columns");
+	vars_list(&c->vars, "ix_unique");
+	for (i = 0; i < t->n_indexes; i++) {
+		struct model_index *ix = &t->indexes[i];
+		struct strbuf cols = STRBUF_INIT, orig = STRBUF_INIT;
+		bool uses = false;
+		char *sname, *q;
+
+		for (j = 0; j < ix->n_columns; j++) {
+			bool hit = strcmp(ix->columns[j], column) == 0;
+
+			uses |= hit;
+			if (j) {
+				strbuf_addstr(&cols, ", ");
+				strbuf_addstr(&orig, ", ");
+			}
+			db_quote_ident(c->backend, &cols, hit ? shadow : ix->columns[j]);
+			db_quote_ident(c->backend, &orig, ix->columns[j]);
+		}
+		if (uses) {
+			q = quote_ident(c->backend, ix->name);
+			vars_push(&c->vars, "ix", q);
+			free(q);
+			sname = object_name(c, ix->name, "ix");
+			q = quote_ident(c->backend, sname);
+			vars_push(&c->vars, "ix_shadow", q);
+			free(q);
+			free(sname);
+			vars_push(&c->vars, "ix_shadow_columns", cols.buf);
+			vars_push(&c->vars, "ix_columns", orig.buf);
+			vars_push(&c->vars, "ix_unique", ix->unique ? "UNIQUE " : "");
+		}
+		strbuf_release(&cols);
+		strbuf_release(&orig);
+	}
+}
+
+static int
+op_rename_column(struct op_ctx *c)
+{
+	struct model_table *t = arg_table(c);
+	const char *from = arg_string(c, "from"), *to = arg_string(c, "to");
+	struct model_column *col = model_column(t, from);
+	struct model_column copy;
+	bool not_null = !col->nullable;
+	size_t i, j;
+	char *def;
+
+	if (col->primary_key)
+		return op_error(c, ynode_get(c->mop->args, "from"),
+				"renaming primary key column '%s' is not supported online", from);
+	vars_set_object(c, "trigger_ins", t->name, "sync_i");
+	vars_set_object(c, "trigger_ins2", t->name, "sync_i2");
+	vars_set_object(c, "trigger_upd", t->name, "sync_u");
+	vars_set_object(c, "trigger_upd2", t->name, "sync_u2");
+	vars_set_object(c, "function", t->name, "sync_fn");
+	vars_set_object(c, "check", t->name, "nn");
+	vars_flag(&c->vars, "not_null", not_null);
+	/*
+	 * New code inserts rows through the new column only.  Where the old
+	 * column is NOT NULL, PostgreSQL's and MariaDB's BEFORE triggers fill
+	 * it in time; SQLite's AFTER triggers come too late, so on SQLite the
+	 * old column first loses its NOT NULL (a table rebuild).
+	 */
+	vars_flag(&c->vars, "relax", not_null && c->backend == DB_BACKEND_SQLITE);
+	vars_set(&c->vars, "final_not_null", not_null ? "true" : "");
+	vars_flag(&c->vars, "finalize", not_null || col->default_sql[c->backend] != NULL);
+	if (not_null && c->backend == DB_BACKEND_SQLITE) {
+		col->nullable = true;
+	}
+	model_column_copy(&copy, col);
+	free(copy.name);
+	copy.name = xstrdup(to);
+	copy.primary_key = false;
+	copy.autoincrement = false;
+	def = shadow_def_text(c->backend, &copy);
+	vars_set(&c->vars, "to_def", def);
+	free(def);
+	set_final_default(c, &copy);
+	copy.nullable = !not_null;
+	def = column_def_text(c->backend, &copy, false);
+	vars_set(&c->vars, "to_final_def", def);
+	free(def);
+	model_column_release(&copy);
+	/*
+	 * New code's indexes: copies of the old column's indexes on the new
+	 * column, built without blocking in expand under a temporary name,
+	 * which they trade for the original one at contract.
+	 */
+	vars_list(&c->vars, "ix_old");
+	vars_list(&c->vars, "ix_new");
+	vars_list(&c->vars, "ix_new_columns");
+	vars_list(&c->vars, "ix_new_unique");
+	for (i = 0; i < t->n_indexes; i++) {
+		struct model_index *ix = &t->indexes[i];
+		struct strbuf cols = STRBUF_INIT;
+		bool uses = false;
+
+		for (j = 0; j < ix->n_columns; j++) {
+			bool hit = strcmp(ix->columns[j], from) == 0;
+
+			uses |= hit;
+			if (j)
+				strbuf_addstr(&cols, ", ");
+			db_quote_ident(c->backend, &cols, hit ? to : ix->columns[j]);
+		}
+		if (uses) {
+			char *name = object_name(c, ix->name, "ix");
+			char *q = quote_ident(c->backend, name);
+			char *qo = quote_ident(c->backend, ix->name);
+
+			vars_push(&c->vars, "ix_old", qo);
+			vars_push(&c->vars, "ix_new", q);
+			vars_push(&c->vars, "ix_new_columns", cols.buf);
+			vars_push(&c->vars, "ix_new_unique", ix->unique ? "UNIQUE " : "");
+			for (j = 0; j < ix->n_columns; j++)
+				if (strcmp(ix->columns[j], from) == 0) {
+					free(ix->columns[j]);
+					ix->columns[j] = xstrdup(to);
+				}
+			free(name);
+			free(q);
+			free(qo);
+		}
+		strbuf_release(&cols);
+	}
+	free(col->name);
+	col->name = xstrdup(to);
+	col->nullable = !not_null;
+	return 0;
+}
+
+static int
+op_change_type(struct op_ctx *c)
+{
+	struct model_table *t = arg_table(c);
+	const char *name = arg_string(c, "column"), *to = arg_string(c, "to");
+	struct model_column *col = model_column(t, name);
+	char *shadow = object_name(c, name, "new");
+	struct strbuf sb = STRBUF_INIT;
+	const struct ynode *using = ynode_get(c->mop->args, "using");
+	const char *expected;
+	char *qcol = quote_ident(c->backend, name);
+	int rc = 0;
+
+	if (col->primary_key) {
+		rc = op_error(c, ynode_get(c->mop->args, "column"),
+			      "changing the type of primary key column '%s' is not supported online", name);
+		goto out;
+	}
+	vars_set_ident(c, "shadow", shadow);
+	vars_set_object(c, "check", t->name, "nn");
+	vars_set_object(c, "trigger_ins", t->name, "cast_i");
+	vars_set_object(c, "trigger_upd", t->name, "cast_u");
+	vars_set_object(c, "function", t->name, "cast_fn");
+	type_render(col->type, c->backend, &sb, &expected);
+	vars_set(&c->vars, "from_type", sb.buf);
+	/* How the old value becomes the new: 'using', else a cast. */
+	if (using == NULL) {
+		strbuf_reset(&sb);
+		if (c->backend == DB_BACKEND_MYSQL) {
+			strbuf_addstr(&sb, qcol);	/* assignment converts */
+		} else {
+			strbuf_addf(&sb, "CAST(%s AS ", qcol);
+			type_render(to, c->backend, &sb, &expected);
+			strbuf_addch(&sb, ')');
+		}
+		vars_set(&c->vars, "convert", sb.buf);
+	} else {
+		vars_set(&c->vars, "convert", vars_find(&c->vars, "using")->values[0]);
+	}
+	strbuf_reset(&sb);
+	expr_qualify(c->backend, vars_find(&c->vars, "convert")->values[0], t, "NEW", &sb, NULL);
+	vars_set(&c->vars, "convert_new", sb.buf);
+	{
+		struct model_column shadow_col;
+		char *def;
+
+		model_column_copy(&shadow_col, col);
+		free(shadow_col.name);
+		shadow_col.name = xstrdup(shadow);
+		free(shadow_col.type);
+		shadow_col.type = xstrdup(to);
+		def = shadow_def_text(c->backend, &shadow_col);
+		vars_set(&c->vars, "shadow_def", def);
+		free(def);
+		set_final_default(c, &shadow_col);
+		/* The final column, as MariaDB's CHANGE needs it. */
+		free(shadow_col.name);
+		shadow_col.name = xstrdup(name);
+		def = column_def_text(c->backend, &shadow_col, false);
+		vars_set(&c->vars, "final_def", def);
+		free(def);
+		model_column_release(&shadow_col);
+	}
+	shadow_indexes(c, t, name, shadow);
+	free(col->type);
+	col->type = xstrdup(to);
+	vars_flag(&c->vars, "not_null", !col->nullable);
+	vars_set(&c->vars, "final_not_null", !col->nullable ? "true" : "");
+out:
+	free(qcol);
+	free(shadow);
+	strbuf_release(&sb);
+	return rc;
+}
+
+static int
+op_set_not_null(struct op_ctx *c)
+{
+	struct model_table *t = arg_table(c);
+	struct model_column *col = model_column(t, arg_string(c, "column"));
+	char *def;
+
+	vars_set_object(c, "check", t->name, "nn");
+	col->nullable = false;
+	def = column_def_text(c->backend, col, false);
+	vars_set(&c->vars, "column_def", def);
+	free(def);
+	return 0;
+}
+
+static int
+op_drop_not_null(struct op_ctx *c)
+{
+	struct model_table *t = arg_table(c);
+	struct model_column *col = model_column(t, arg_string(c, "column"));
+	char *def;
+
+	if (col->primary_key)
+		return op_error(c, NULL, "a primary key column cannot be nullable");
+	col->nullable = true;
+	def = column_def_text(c->backend, col, false);
+	vars_set(&c->vars, "column_def", def);
+	free(def);
+	return 0;
+}
+
+static int
+op_set_default(struct op_ctx *c)
+{
+	struct model_table *t = arg_table(c);
+	struct model_column *col = model_column(t, arg_string(c, "column"));
+	struct model_column tmp = { 0 };
+	char *def;
+	int b, rc;
+
+	tmp.name = xstrdup(col->name);
+	rc = column_default(c, ynode_get(c->mop->args, "default"), &tmp);
+	if (rc == 0) {
+		for (b = 0; b < DB_BACKEND__COUNT; b++) {
+			free(col->default_sql[b]);
+			col->default_sql[b] = tmp.default_sql[b];
+			tmp.default_sql[b] = NULL;
+		}
+		vars_set(&c->vars, "value", col->default_sql[c->backend] ? col->default_sql[c->backend] : "NULL");
+		def = column_def_text(c->backend, col, false);
+		vars_set(&c->vars, "column_def", def);
+		free(def);
+	}
+	model_column_release(&tmp);
+	return rc;
+}
+
+static int
+op_drop_default(struct op_ctx *c)
+{
+	struct model_table *t = arg_table(c);
+	struct model_column *col = model_column(t, arg_string(c, "column"));
+	char *def;
+	int b;
+
+	for (b = 0; b < DB_BACKEND__COUNT; b++) {
+		free(col->default_sql[b]);
+		col->default_sql[b] = NULL;
+	}
+	def = column_def_text(c->backend, col, false);
+	vars_set(&c->vars, "column_def", def);
+	free(def);
+	return 0;
+}
+
+static int
+op_add_index(struct op_ctx *c)
+{
+	struct model_table *t = arg_table(c);
+	const struct ynode *cols = ynode_get(c->mop->args, "columns");
+	const char *name = arg_string(c, "name");
+	char **names;
+	size_t i;
+
+	if (model_find_index(c->model, name, NULL))
+		return op_error(c, ynode_get(c->mop->args, "name"),
+				"index '%s' already exists", name);
+	names = xcalloc(cols->n, sizeof(char *));
+	for (i = 0; i < cols->n; i++)
+		names[i] = cols->items[i]->scalar;
+	model_add_index(t, name, names, cols->n, vars_has_flag(&c->vars, "unique"));
+	free(names);
+	vars_set(&c->vars, "unique_kw", vars_has_flag(&c->vars, "unique") ? "UNIQUE " : "");
+	return 0;
+}
+
+static int
+op_drop_index(struct op_ctx *c)
+{
+	struct model_table *t = NULL;
+	const char *name = arg_string(c, "name");
+
+	if (!model_find_index(c->model, name, &t))
+		return op_error(c, ynode_get(c->mop->args, "name"), "index '%s' does not exist", name);
+	vars_set_ident(c, "table", t->name);
+	model_drop_index(t, name);
+	return 0;
+}
+
+/* Names of the triggers that stand in for a constraint on SQLite. */
+static void
+set_emulation_names(struct op_ctx *c, const char *constraint)
+{
+	char *ins = xasprintf("%.*s_dbp_i", NAME_MAX_LEN - 6, constraint);
+	char *upd = xasprintf("%.*s_dbp_u", NAME_MAX_LEN - 6, constraint);
+	char *msg = xasprintf("constraint %s violated", constraint);
+	char *lit = quote_literal(c->backend, msg);
+
+	vars_set_ident(c, "emul_ins", ins);
+	vars_set_ident(c, "emul_upd", upd);
+	vars_set(&c->vars, "violation", lit);
+	free(ins);
+	free(upd);
+	free(msg);
+	free(lit);
+}
+
+static int
+op_add_unique(struct op_ctx *c)
+{
+	struct model_table *t = arg_table(c);
+	const struct ynode *cols = ynode_get(c->mop->args, "columns");
+	const char *name = arg_string(c, "name");
+	char **names;
+	size_t i;
+
+	if (model_find_index(c->model, name, NULL))
+		return op_error(c, ynode_get(c->mop->args, "name"),
+				"index or constraint '%s' already exists", name);
+	names = xcalloc(cols->n, sizeof(char *));
+	for (i = 0; i < cols->n; i++)
+		names[i] = cols->items[i]->scalar;
+	model_add_index(t, name, names, cols->n, true);
+	free(names);
+	return 0;
+}
+
+static int
+op_add_check(struct op_ctx *c)
+{
+	struct model_table *t = arg_table(c);
+	struct strbuf sb = STRBUF_INIT;
+
+	expr_qualify(c->backend, vars_find(&c->vars, "check")->values[0], t, "NEW", &sb, NULL);
+	vars_set(&c->vars, "check_new", sb.buf);
+	strbuf_release(&sb);
+	set_emulation_names(c, arg_string(c, "name"));
+	return 0;
+}
+
+static int
+op_add_foreign_key(struct op_ctx *c)
+{
+	static const char *const actions[] = { "cascade", "set null", "set default",
+					       "restrict", "no action", NULL };
+	struct model_table *t = arg_table(c);
+	const struct ynode *cols = ynode_get(c->mop->args, "columns");
+	const struct ynode *refs = ynode_get(c->mop->args, "ref_columns");
+	const struct ynode *on_delete = ynode_get(c->mop->args, "on_delete");
+	const char *ref = arg_string(c, "references");
+	struct model_table *rt = model_table(c->model, ref);
+	struct strbuf list = STRBUF_INIT, missing = STRBUF_INIT;
+	const char **ref_names = NULL;
+	size_t i, n_refs;
+	int rc = 0;
+
+	if (rt == NULL)
+		return op_error(c, ynode_get(c->mop->args, "references"),
+				"table '%s' does not exist at version %lld", ref,
+				(long long)c->mig->version);
+	if (refs) {
+		if (refs->kind != YNODE_SEQ)
+			return op_error(c, refs, "'ref_columns' must be a list of column names");
+		n_refs = refs->n;
+		ref_names = xcalloc(n_refs ? n_refs : 1, sizeof(char *));
+		for (i = 0; i < n_refs; i++) {
+			if (refs->items[i]->kind != YNODE_SCALAR ||
+			    !model_column(rt, refs->items[i]->scalar)) {
+				rc = op_error(c, refs->items[i], "column '%s' does not exist in table '%s'",
+					      refs->items[i]->kind == YNODE_SCALAR ?
+						      refs->items[i]->scalar : "?", ref);
+				goto out;
+			}
+			ref_names[i] = refs->items[i]->scalar;
+		}
+	} else {
+		const struct model_column *pk[64];
+
+		n_refs = model_primary_key(rt, pk, 64);
+		if (n_refs == 0) {
+			rc = op_error(c, NULL, "table '%s' has no primary key to reference; give 'ref_columns'", ref);
+			goto out;
+		}
+		ref_names = xcalloc(n_refs, sizeof(char *));
+		for (i = 0; i < n_refs; i++)
+			ref_names[i] = pk[i]->name;
+	}
+	if (n_refs != cols->n) {
+		rc = op_error(c, cols, "%zu columns reference %zu columns of '%s'", cols->n,
+			      n_refs, ref);
+		goto out;
+	}
+	for (i = 0; i < n_refs; i++) {
+		char *q = quote_ident(c->backend, ref_names[i]);
+		char *qc = quote_ident(c->backend, cols->items[i]->scalar);
+
+		strbuf_addf(&list, "%s%s", i ? ", " : "", q);
+		strbuf_addf(&missing, "%sNEW.%s IS NOT NULL", i ? " AND " : "(", qc);
+		free(q);
+		free(qc);
+	}
+	vars_set(&c->vars, "ref_columns", list.buf);
+	strbuf_addstr(&missing, ") AND NOT EXISTS (SELECT 1 FROM ");
+	db_quote_ident(c->backend, &missing, ref);
+	strbuf_addstr(&missing, " WHERE ");
+	for (i = 0; i < n_refs; i++) {
+		if (i)
+			strbuf_addstr(&missing, " AND ");
+		db_quote_ident(c->backend, &missing, ref_names[i]);
+		strbuf_addstr(&missing, " = NEW.");
+		db_quote_ident(c->backend, &missing, cols->items[i]->scalar);
+	}
+	strbuf_addch(&missing, ')');
+	vars_set(&c->vars, "fk_missing", missing.buf);
+	vars_set(&c->vars, "on_delete_clause", "");
+	if (on_delete) {
+		const char *const *a;
+
+		for (a = actions; *a; a++)
+			if (on_delete->kind == YNODE_SCALAR && strcasecmp(on_delete->scalar, *a) == 0)
+				break;
+		if (*a == NULL) {
+			rc = op_error(c, on_delete, "'on_delete' must be cascade, set null, "
+				      "set default, restrict or no action");
+			goto out;
+		}
+		strbuf_reset(&list);
+		strbuf_addstr(&list, " ON DELETE ");
+		for (const char *p = *a; *p; p++)
+			strbuf_addch(&list, toupper((unsigned char)*p));
+		vars_set(&c->vars, "on_delete_clause", list.buf);
+	}
+	set_emulation_names(c, arg_string(c, "name"));
+	(void)t;
+out:
+	free(ref_names);
+	strbuf_release(&list);
+	strbuf_release(&missing);
+	return rc;
+}
+
+static int
+op_drop_constraint(struct op_ctx *c)
+{
+	const char *name = arg_string(c, "name");
+	struct model_table *it = NULL;
+
+	if (model_find_index(c->model, name, &it))
+		model_drop_index(it, name);
+	set_emulation_names(c, name);
+	return 0;
+}
+
+static struct pending_fill *
+find_fill(struct op_ctx *c, const char *table, const char *column)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_fills; i++)
+		if (strcmp(c->fills[i].table, table) == 0 &&
+		    strcmp(c->fills[i].column, column) == 0)
+			return &c->fills[i];
+	return NULL;
+}
+
+static int
+op_backfill(struct op_ctx *c)
+{
+	struct model_table *t = arg_table(c);
+	const struct ynode *set = ynode_get(c->mop->args, "set");
+	const struct model_column *pk[64];
+	struct strbuf assign = STRBUF_INIT, tmp = STRBUF_INIT, deps = STRBUF_INIT;
+	size_t i, n_new = 0;
+	int rc = 0;
+
+	if (model_primary_key(t, pk, 64) == 0)
+		return op_error(c, NULL,
+				"table '%s' has no primary key: batched backfills walk the key",
+				t->name);
+	for (i = 0; i < set->n; i++) {
+		const struct model_column *col = model_column(t, set->keys[i]->scalar);
+		struct pending_fill *f = find_fill(c, t->name, col->name);
+
+		if (col->added_in == c->mig->version && !(t->created_in == c->mig->version))
+			n_new++;
+		if (f)
+			f->filled = true;
+	}
+	if (n_new > 0 && n_new < set->n)
+		return op_error(c, set,
+				"mixes columns added by this migration with existing ones; "
+				"write two backfills (a derived value gets a trigger, a one-off fix does not)");
+	/* A derived value: a trigger keeps it right for rows old code writes. */
+	vars_flag(&c->vars, "derived", n_new > 0);
+	vars_set_object(c, "trigger_ins", t->name, "fill_i");
+	vars_set_object(c, "trigger_upd", t->name, "fill_u");
+	vars_set_object(c, "function", t->name, "fill_fn");
+	for (i = 0; i < set->n && rc == 0; i++) {
+		const char *e;
+
+		rc = expr_text(c, set->items[i], "the value", &e);
+		if (rc < 0)
+			break;
+		strbuf_reset(&tmp);
+		expr_qualify(c->backend, e, t, "NEW", &tmp, &deps);
+		if (c->backend == DB_BACKEND_POSTGRESQL) {
+			strbuf_addstr(&assign, "NEW.");
+			db_quote_ident(c->backend, &assign, set->keys[i]->scalar);
+			strbuf_addf(&assign, " := %s; ", tmp.buf);
+		} else {
+			strbuf_addstr(&assign, i ? ", NEW." : "SET NEW.");
+			db_quote_ident(c->backend, &assign, set->keys[i]->scalar);
+			strbuf_addf(&assign, " = %s", tmp.buf);
+		}
+	}
+	if (rc == 0) {
+		vars_set(&c->vars, "assign_new", assign.buf);
+		/* SQLite's update trigger fires on the columns the values read. */
+		vars_flag(&c->vars, "derived_reads", n_new > 0 && deps.len > 0);
+		if (deps.len)
+			vars_set(&c->vars, "read_columns", deps.buf);
+		if (!vars_find(&c->vars, "where"))
+			vars_set(&c->vars, "where", "1 = 1");
+	}
+	strbuf_release(&assign);
+	strbuf_release(&tmp);
+	strbuf_release(&deps);
+	return rc;
+}
+
+static int
+op_sql(struct op_ctx *c)
+{
+	const char *bname = db_backend_name(c->backend);
+	const struct ynode *v = ynode_get(c->mop->args, bname);
+	size_t i;
+
+	if (v == NULL)
+		v = ynode_get(c->mop->args, "all");
+	if (v == NULL)
+		return op_error(c, NULL,
+				"no SQL for %s: give '%s:' (or 'all:'), empty if nothing is to run there",
+				bname, bname);
+	vars_list(&c->vars, "sql");
+	if (v->kind == YNODE_SCALAR) {
+		if (!ynode_is_null(v) && v->scalar[0])
+			vars_push(&c->vars, "sql", v->scalar);
+	} else {
+		for (i = 0; i < v->n; i++) {
+			if (v->items[i]->kind != YNODE_SCALAR)
+				return op_error(c, v->items[i], "a statement must be a string");
+			vars_push(&c->vars, "sql", v->items[i]->scalar);
+		}
+	}
+	return 0;
+}
+
+static const struct {
+	const char *kind;
+	int (*rule)(struct op_ctx *c);
+} op_rules[] = {
+	{ "create_table", op_create_table },
+	{ "drop_table", op_drop_table },
+	{ "rename_table", op_rename_table },
+	{ "add_column", op_add_column },
+	{ "drop_column", op_drop_column },
+	{ "rename_column", op_rename_column },
+	{ "change_type", op_change_type },
+	{ "set_not_null", op_set_not_null },
+	{ "drop_not_null", op_drop_not_null },
+	{ "set_default", op_set_default },
+	{ "drop_default", op_drop_default },
+	{ "add_index", op_add_index },
+	{ "drop_index", op_drop_index },
+	{ "add_unique", op_add_unique },
+	{ "add_check", op_add_check },
+	{ "add_foreign_key", op_add_foreign_key },
+	{ "drop_constraint", op_drop_constraint },
+	{ "backfill", op_backfill },
+	{ "sql", op_sql },
+};
+
+/* ---- rendering ---------------------------------------------------------- */
+
+/*
+ * Render one template element-wise: *count gets how many statements the
+ * lists in it make (1 without lists).  Returns the rendered text of element
+ * idx, or NULL with err set when a variable is unknown.
+ */
+static char *
+render(struct op_ctx *c, const char *tpl, size_t idx, size_t *count, int line)
+{
+	struct strbuf out = STRBUF_INIT;
+	const char *p = tpl;
+	size_t n_list = (size_t)-1;
+
+	while (*p) {
+		if (p[0] == '{' && p[1] == '{') {
+			strbuf_addch(&out, '{');
+			p += 2;
+		} else if (p[0] == '}' && p[1] == '}') {
+			strbuf_addch(&out, '}');
+			p += 2;
+		} else if (*p == '{') {
+			const char *end = strchr(p, '}');
+			char *name;
+			const struct var *v;
+
+			if (end == NULL) {
+				err_setf(c->err, DBPHASE_EBADINPUT, "%s:%d: unclosed '{' in template",
+					 c->cop->source, line);
+				strbuf_release(&out);
+				return NULL;
+			}
+			name = xstrndup(p + 1, (size_t)(end - p - 1));
+			v = vars_find(&c->vars, name);
+			if (v == NULL || (!v->is_list && v->n == 0)) {
+				err_setf(c->err, DBPHASE_EBADINPUT,
+					 "%s:%d: template uses '{%s}', which operation '%s' does not set here",
+					 c->cop->source, line, name, c->cop->name);
+				free(name);
+				strbuf_release(&out);
+				return NULL;
+			}
+			free(name);
+			if (v->is_list) {
+				if (n_list != (size_t)-1 && n_list != v->n) {
+					err_setf(c->err, DBPHASE_EBADINPUT,
+						 "%s:%d: lists of different lengths in one template",
+						 c->cop->source, line);
+					strbuf_release(&out);
+					return NULL;
+				}
+				n_list = v->n;
+				if (idx < v->n)
+					strbuf_addstr(&out, v->values[idx]);
+			} else {
+				strbuf_addstr(&out, v->values[0]);
+			}
+			p = end + 1;
+		} else {
+			strbuf_addch(&out, *p++);
+		}
+	}
+	*count = n_list == (size_t)-1 ? 1 : n_list;
+	return strbuf_detach(&out);
+}
+
+static bool
+step_selected(const struct op_ctx *c, const struct catalog_step *s)
+{
+	if (s->when == NULL)
+		return true;
+	if (s->when[0] == '!')
+		return !vars_has_flag(&c->vars, s->when + 1);
+	return vars_has_flag(&c->vars, s->when);
+}
+
+static void
+plan_step_release(struct plan_step *s)
+{
+	size_t i;
+
+	free(s->op_kind);
+	free(s->op_where);
+	free(s->source);
+	free(s->reason);
+	for (i = 0; i < s->n_sql; i++)
+		free(s->sql[i]);
+	free(s->sql);
+	free(s->table);
+	free(s->set_sql);
+	free(s->where_sql);
+	free(s->column);
+	free(s->set_default);
+	for (i = 0; i < s->n_keys; i++)
+		free(s->keys[i]);
+	free(s->keys);
+	memset(s, 0, sizeof(*s));
+}
+
+struct step_list {
+	struct plan_step *steps;
+	size_t n;
+	size_t alloc;
+};
+
+static int
+emit_steps(struct op_ctx *c, struct step_list buckets[PHASE__COUNT])
+{
+	size_t i, j, k, count;
+	int rc = 0;
+
+	for (i = 0; i < c->cop->n_steps && rc == 0; i++) {
+		const struct catalog_step *cs = &c->cop->steps[i];
+		struct plan_step st = { 0 };
+		struct step_list *bl = &buckets[cs->phase];
+		char *text;
+
+		if (!step_selected(c, cs))
+			continue;
+		if (cs->action == STEP_SQL && !cs->has_sql[c->backend])
+			continue;
+		/* Rebuilds are how SQLite alters what it cannot ALTER. */
+		if (cs->action == STEP_REBUILD && c->backend != DB_BACKEND_SQLITE)
+			continue;
+		st.version = c->mig->version;
+		st.phase = cs->phase;
+		st.action = cs->action;
+		st.atomic = cs->atomic;
+		st.op_kind = xstrdup(c->mop->kind);
+		st.op_index = (size_t)(c->mop - c->mig->ops);
+		st.op_where = xasprintf("%s:%d:%d", c->mig->path, c->mop->node->line,
+					c->mop->node->col);
+		st.source = xasprintf("%s:%d", c->cop->source, cs->line);
+		if (cs->reason) {
+			st.reason = render(c, cs->reason, 0, &count, cs->line);
+			if (st.reason == NULL) {
+				rc = c->err->code;
+				goto next;
+			}
+		} else {
+			st.reason = xstrdup(c->cop->summary ? c->cop->summary : c->cop->name);
+		}
+		if (cs->action == STEP_SQL) {
+			for (j = 0; j < cs->n_sql[c->backend]; j++) {
+				const char *tpl = cs->sql[c->backend][j];
+
+				text = render(c, tpl, 0, &count, cs->line);
+				if (text == NULL) {
+					rc = c->err->code;
+					goto next;
+				}
+				for (k = 0; k < count; k++) {
+					if (k > 0)
+						text = render(c, tpl, k, &count, cs->line);
+					if (count == 0)
+						break;
+					st.sql = xrealloc(st.sql, (st.n_sql + 1) * sizeof(char *));
+					st.sql[st.n_sql++] = text;
+					text = NULL;
+				}
+				free(text);
+			}
+			if (st.n_sql == 0)
+				goto next;	/* an empty list: nothing to run */
+		} else if (cs->action == STEP_REBUILD) {
+			const char *tname = arg_string(c, cs->rb_table);
+			const char *cname = arg_string(c, cs->rb_column);
+			char *v;
+
+			if (tname == NULL || cname == NULL) {
+				rc = err_setf(c->err, DBPHASE_EBADINPUT,
+					      "%s:%d: rebuild 'table' and 'column' must name parameters",
+					      c->cop->source, cs->line);
+				goto next;
+			}
+			st.table = xstrdup(tname);
+			st.column = xstrdup(cname);
+			st.set_not_null = -1;
+			if (cs->rb_not_null) {
+				if (!(v = render(c, cs->rb_not_null, 0, &count, cs->line))) {
+					rc = c->err->code;
+					goto next;
+				}
+				st.set_not_null = strcmp(v, "true") == 0 ? 1 :
+						  strcmp(v, "false") == 0 ? 0 : -1;
+				free(v);
+			}
+			if (cs->rb_default) {
+				if (!(v = render(c, cs->rb_default, 0, &count, cs->line))) {
+					rc = c->err->code;
+					goto next;
+				}
+				if (*v)
+					st.set_default = v;
+				else
+					free(v);
+			}
+			if (cs->rb_drop_default) {
+				if (!(v = render(c, cs->rb_drop_default, 0, &count, cs->line))) {
+					rc = c->err->code;
+					goto next;
+				}
+				st.drop_default = strcmp(v, "true") == 0;
+				free(v);
+			}
+			if (st.set_not_null < 0 && !st.set_default && !st.drop_default)
+				goto next;	/* nothing to change */
+		} else {
+			const struct var *tv = vars_find(&c->vars, cs->bf_table);
+			const struct model_column *pk[64];
+			struct model_table *t;
+			size_t n_pk;
+
+			if (tv == NULL) {
+				rc = err_setf(c->err, DBPHASE_EBADINPUT,
+					      "%s:%d: backfill table '%s' is not a parameter",
+					      c->cop->source, cs->line, cs->bf_table);
+				goto next;
+			}
+			t = model_table(c->model, arg_string(c, cs->bf_table));
+			if (t == NULL) {
+				rc = op_error(c, NULL, "table of the backfill does not exist");
+				goto next;
+			}
+			st.table = xstrdup(t->name);
+			n_pk = model_primary_key(t, pk, 64);
+			if (n_pk == 0) {
+				rc = op_error(c, NULL, "table '%s' has no primary key: batched copies walk the key",
+					      t->name);
+				goto next;
+			}
+			st.keys = xcalloc(n_pk, sizeof(char *));
+			for (j = 0; j < n_pk; j++)
+				st.keys[st.n_keys++] = xstrdup(pk[j]->name);
+			st.integer_key = n_pk == 1 && type_is_integer(pk[0]->type);
+			st.set_sql = render(c, cs->bf_set, 0, &count, cs->line);
+			if (st.set_sql == NULL) {
+				rc = c->err->code;
+				goto next;
+			}
+			if (cs->bf_where) {
+				st.where_sql = render(c, cs->bf_where, 0, &count, cs->line);
+				if (st.where_sql == NULL) {
+					rc = c->err->code;
+					goto next;
+				}
+			}
+		}
+		XGROW(bl->steps, bl->n, bl->alloc);
+		st.seq = (int)bl->n + 1;
+		bl->steps[bl->n++] = st;
+		continue;
+next:
+		plan_step_release(&st);
+	}
+	return rc;
+}
+
+static int
+plan_migration(struct plan *plan, const struct repo *repo, const struct catalog *cat,
+	       const struct migration *mig, struct model *model,
+	       struct dbphase_error *err)
+{
+	struct step_list buckets[PHASE__COUNT] = { { 0 } };
+	struct op_ctx c = { 0 };
+	size_t i, j, alloc;
+	int rc = 0, ph;
+
+	c.repo = repo;
+	c.mig = mig;
+	c.model = model;
+	c.backend = plan->backend;
+	c.err = err;
+	for (i = 0; i < mig->n_ops && rc == 0; i++) {
+		const struct migration_op *mop = &mig->ops[i];
+
+		c.mop = mop;
+		c.cop = catalog_find(cat, mop->kind);
+		vars_release(&c.vars);
+		if (c.cop == NULL) {
+			char *names = catalog_names(cat);
+
+			rc = ydoc_errorf(&mig->doc, mop->node, err,
+					 "unknown operation '%s'; expected one of: %s", mop->kind, names);
+			free(names);
+			break;
+		}
+		vars_flag(&c.vars, db_backend_name(c.backend), true);
+		if ((rc = check_params(&c)) < 0)
+			break;
+		for (j = 0; j < sizeof(op_rules) / sizeof(op_rules[0]); j++)
+			if (strcmp(op_rules[j].kind, mop->kind) == 0)
+				break;
+		if (j < sizeof(op_rules) / sizeof(op_rules[0]) &&
+		    (rc = op_rules[j].rule(&c)) < 0)
+			break;
+		rc = emit_steps(&c, buckets);
+	}
+	for (i = 0; rc == 0 && i < c.n_fills; i++)
+		if (!c.fills[i].filled)
+			rc = ydoc_errorf(&mig->doc, c.fills[i].at, err,
+					 "add_column: column '%s' of '%s' is NOT NULL without a default, "
+					 "so old code's inserts would fail: give it a default, or add a "
+					 "backfill of it to this migration",
+					 c.fills[i].column, c.fills[i].table);
+	for (i = 0; i < c.n_fills; i++) {
+		free(c.fills[i].table);
+		free(c.fills[i].column);
+	}
+	free(c.fills);
+	vars_release(&c.vars);
+	alloc = plan->n_steps;
+	for (ph = 0; ph < PHASE__COUNT; ph++) {
+		for (i = 0; i < buckets[ph].n; i++) {
+			if (rc == 0) {
+				XGROW(plan->steps, plan->n_steps, alloc);
+				plan->steps[plan->n_steps++] = buckets[ph].steps[i];
+			} else {
+				plan_step_release(&buckets[ph].steps[i]);
+			}
+		}
+		free(buckets[ph].steps);
+	}
+	return rc;
+}
+
+int
+plan_build(struct plan *plan, const struct repo *repo, const struct catalog *cat,
+	   enum db_backend backend, struct dbphase_error *err)
+{
+	struct model model = { 0 };
+	size_t i;
+	int rc = 0;
+
+	memset(plan, 0, sizeof(*plan));
+	plan->backend = backend;
+	plan->latest = repo_latest(repo);
+	for (i = 0; i < repo->n_migrations && rc == 0; i++)
+		rc = plan_migration(plan, repo, cat, &repo->migrations[i], &model, err);
+	model_release(&model);
+	if (rc < 0)
+		plan_release(plan);
+	return rc;
+}
+
+void
+plan_release(struct plan *plan)
+{
+	size_t i;
+
+	for (i = 0; i < plan->n_steps; i++)
+		plan_step_release(&plan->steps[i]);
+	free(plan->steps);
+	memset(plan, 0, sizeof(*plan));
+}
+
+char *
+plan_step_id(const struct plan_step *step)
+{
+	return xasprintf("v%03lld.%s.%d", (long long)step->version, phase_name(step->phase),
+			 step->seq);
+}
+
+size_t
+plan_count(const struct plan *plan, int64_t version, enum phase phase)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < plan->n_steps; i++)
+		if (plan->steps[i].version == version && plan->steps[i].phase == phase)
+			n++;
+	return n;
+}

@@ -1,0 +1,30 @@
+/*
+ * plan/types.h - portable column types and their spelling per backend.
+ *
+ * Migration files name types portably (DESIGN.md section 3): integer,
+ * bigint, smallint, boolean, text, varchar(n), numeric(p,s), real, double,
+ * date, timestamp, timestamptz, bytes, json, uuid.  Names are case-blind.
+ */
+#ifndef DBPHASE_PLAN_TYPES_H
+#define DBPHASE_PLAN_TYPES_H
+
+#include <stdbool.h>
+
+#include "core/strbuf.h"
+#include "core/url.h"
+
+/*
+ * Render the portable type text for backend into out.  Returns false (and
+ * writes nothing) if text is not a portable type; *expected then points at
+ * the list of accepted names for the message.
+ */
+bool type_render(const char *text, enum db_backend backend, struct strbuf *out,
+		 const char **expected);
+
+/* The same check without rendering. */
+bool type_valid(const char *text);
+
+/* True for integer, bigint and smallint (keys that batch by range). */
+bool type_is_integer(const char *text);
+
+#endif

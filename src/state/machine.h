@@ -1,0 +1,113 @@
+/*
+ * state/machine.h - the phase state machine of one repository.
+ *
+ * Design.  The version row holds three numbers, E >= M >= C:
+ *
+ *      expand to V        migrate to V          contract to V
+ *   E --------------> E' M -------------> M'  C --------------> C'
+ *   runs the expand   refused unless E >= V;  refused unless M >= V and no
+ *   steps of every    runs the migrate steps  live node needs a version < V
+ *   version in (E,V]  of (M,V]                (--force overrides, in history);
+ *                                             runs the contract steps of (C,V]
+ *
+ * Guarantees:
+ *   1. Every transition runs under the repository's cluster lock and
+ *      re-reads the row after taking it: callers racing on the same phase
+ *      apply it once; the others find it done and succeed.
+ *   2. Each step is recorded when it completes (with the step itself where
+ *      the backend's DDL is transactional); a run that dies resumes at the
+ *      first step without a record.  The row moves one version at a time.
+ *   3. Before anything runs, the checksum of every applied migration is
+ *      compared with the file on disk (DBPHASE_ECHECKSUM on a mismatch).
+ *   4. Every transition, successful or not, is written to the history.
+ *
+ * downgrade to V undoes nothing that old code needs: it is refused below
+ * the contracted version (restore from a backup instead); above it, the
+ * expand steps of the versions in (V, E] are forgotten in reverse so that a
+ * later expand applies them again, and the row is set back.
+ */
+#ifndef DBPHASE_STATE_MACHINE_H
+#define DBPHASE_STATE_MACHINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/repo.h"
+#include "exec/exec.h"
+#include "plan/planner.h"
+#include "state/state.h"
+
+enum machine_event_kind {
+	MACHINE_PHASE_START,	/* phase, from, to */
+	MACHINE_ALREADY_DONE,	/* phase, to: nothing to do */
+	MACHINE_STEP_START,	/* step */
+	MACHINE_STEP_DONE,	/* step, result */
+	MACHINE_STEP_SKIPPED,	/* step: recorded as done by an earlier run */
+	MACHINE_PROGRESS,	/* step, rows_done, rows_total, batch_ms */
+	MACHINE_VERSION_DONE,	/* phase, to = the version */
+	MACHINE_PHASE_DONE,	/* phase, from, to, seconds */
+	MACHINE_WARNING,	/* message */
+};
+
+struct machine_event {
+	enum machine_event_kind kind;
+	enum phase phase;
+	int64_t from;
+	int64_t to;
+	const struct plan_step *step;
+	const struct exec_result *result;
+	uint64_t rows_done;
+	uint64_t rows_total;
+	double batch_ms;
+	double seconds;
+	const char *message;
+};
+
+struct machine_opts {
+	struct exec_opts exec;
+	int lock_wait_s;		/* < 0: forever */
+	int node_ttl_s;
+	bool force;			/* contract despite live old nodes */
+	const char *command;		/* for history ("db_sync --expand") */
+	void (*event)(void *arg, const struct machine_event *ev);
+	void *event_arg;
+};
+
+void machine_opts_init(struct machine_opts *o);
+
+/*
+ * Move phase to target (a version in 1..latest).  Returns 0 (also when it
+ * was already there), DBPHASE_EREFUSED with a message naming what must
+ * happen first, or another error.
+ */
+int machine_phase(struct state *st, const struct repo *repo, const struct plan *plan,
+		  enum phase phase, int64_t target, const struct machine_opts *o,
+		  struct dbphase_error *err);
+
+/* Compare recorded checksums of applied versions with the files. */
+int machine_verify(struct state *st, const struct repo *repo, const struct state_versions *v,
+		   struct dbphase_error *err);
+
+/*
+ * What is next for target: 0 up to date, 2 expand, 3 migrate, 4 contract
+ * needed (keystone's --check convention).
+ */
+int machine_next(const struct state_versions *v, int64_t target);
+
+/*
+ * Set every phase to version without running anything (version_control,
+ * goto, stamp), recording checksums of versions 1..version and history.
+ */
+int machine_stamp(struct state *st, const struct repo *repo, int64_t version,
+		  const struct machine_opts *o, struct dbphase_error *err);
+
+/* Undo expand steps down to version; see the file comment. */
+int machine_downgrade(struct state *st, const struct repo *repo, int64_t version,
+		      const struct machine_opts *o, struct dbphase_error *err);
+
+/* Record the files' checksums as the truth (validate --repair). */
+int machine_repair(struct state *st, const struct repo *repo, const struct machine_opts *o,
+		   struct dbphase_error *err);
+
+#endif

@@ -1,0 +1,581 @@
+/*
+ * state/state.c - reading and writing dbphase's own tables.
+ *
+ * Every write here runs on the caller's connection and, where the caller
+ * opened one, inside the caller's transaction: a step's record commits with
+ * the step, a checkpoint with its batch.  Writes are select-then-update-or-
+ * insert rather than a dialect's upsert; they happen under the cluster lock.
+ */
+#include "config.h"
+
+#include "state/state.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/embedded.h"
+#include "core/strbuf.h"
+#include "core/xmalloc.h"
+
+extern const struct embedded_file schemas_builtin[];
+extern const size_t schemas_builtin_count;
+
+void
+state_init(struct state *st, struct db_conn *conn, const char *repo,
+	   const char *version_table)
+{
+	char host[256] = "localhost";
+	const char *user = getenv("USER");
+
+	memset(st, 0, sizeof(*st));
+	st->conn = conn;
+	st->repo = xstrdup(repo);
+	st->version_table = xstrdup(version_table ? version_table : "dbphase_version");
+	gethostname(host, sizeof(host) - 1);
+	host[sizeof(host) - 1] = '\0';
+	st->who = xasprintf("%s@%s:%ld", user && *user ? user : "unknown", host, (long)getpid());
+}
+
+void
+state_release(struct state *st)
+{
+	if (st->locked)
+		state_unlock(st);
+	free(st->repo);
+	free(st->version_table);
+	free(st->who);
+	memset(st, 0, sizeof(*st));
+}
+
+static enum db_backend
+backend(const struct state *st)
+{
+	return st->conn->drv->backend;
+}
+
+static char *
+lock_name(const struct state *st)
+{
+	return xasprintf("dbphase:%s", st->repo);
+}
+
+int
+state_lock(struct state *st, int wait_s, struct dbphase_error *err)
+{
+	char *name = lock_name(st);
+	int rc = st->conn->drv->lock(st->conn, name, wait_s < 0 ? -1 : wait_s * 1000, err);
+
+	if (rc == DBPHASE_ELOCK_TIMEOUT)
+		err_setf(err, DBPHASE_ELOCK_TIMEOUT,
+			 "another dbphase holds the lock of repository '%s'; gave up after %d s "
+			 "(--lock-wait)", st->repo, wait_s);
+	else if (rc == 0)
+		st->locked = true;
+	free(name);
+	return rc;
+}
+
+void
+state_unlock(struct state *st)
+{
+	struct dbphase_error ignored = DBPHASE_ERROR_INIT;
+	char *name = lock_name(st);
+
+	st->conn->drv->unlock(st->conn, name, &ignored);
+	st->locked = false;
+	err_release(&ignored);
+	free(name);
+}
+
+int
+state_tables_exist(struct state *st, bool *exist, struct dbphase_error *err)
+{
+	return st->conn->drv->table_exists(st->conn, st->version_table, exist, err);
+}
+
+/* A quoted name of one of dbphase's tables: the version table or a fixed one. */
+static void
+add_table(const struct state *st, struct strbuf *sb, const char *name)
+{
+	db_quote_ident(backend(st), sb, name ? name : st->version_table);
+}
+
+static int
+run_schema(struct state *st, struct dbphase_error *err)
+{
+	char *name = xasprintf("schemas/%s.sql", db_backend_name(backend(st)));
+	const struct embedded_file *f = embedded_find(schemas_builtin, schemas_builtin_count, name);
+	struct strbuf stmt = STRBUF_INIT, qt = STRBUF_INIT;
+	const char *p;
+	int rc = 0;
+
+	free(name);
+	if (f == NULL)
+		return err_setf(err, DBPHASE_EERROR, "no schema for %s", db_backend_name(backend(st)));
+	add_table(st, &qt, NULL);
+	for (p = f->text; *p && rc == 0;) {
+		const char *eol = strchr(p, '\n');
+		size_t len = eol ? (size_t)(eol - p) : strlen(p);
+
+		if (!(len >= 2 && p[0] == '-' && p[1] == '-')) {
+			const char *v = p, *end = p + len;
+
+			while (v < end) {
+				const char *hole = strstr(v, "{version_table}");
+
+				if (hole == NULL || hole >= end) {
+					strbuf_add(&stmt, v, (size_t)(end - v));
+					break;
+				}
+				strbuf_add(&stmt, v, (size_t)(hole - v));
+				strbuf_addstr(&stmt, qt.buf);
+				v = hole + strlen("{version_table}");
+			}
+			strbuf_addch(&stmt, '\n');
+			if (len > 0 && p[len - 1] == ';') {
+				strbuf_setlen(&stmt, stmt.len - 2);
+				rc = db_exec(st->conn, stmt.buf, err);
+				strbuf_reset(&stmt);
+			}
+		}
+		p += len + (eol ? 1 : 0);
+	}
+	strbuf_release(&stmt);
+	strbuf_release(&qt);
+	return rc;
+}
+
+int
+state_ensure_tables(struct state *st, struct dbphase_error *err)
+{
+	struct db_result *res = NULL;
+	struct db_param p[2];
+	char *fmt;
+	int rc;
+
+	if ((rc = run_schema(st, err)) < 0)
+		return err_prefixf(err, "cannot create dbphase's tables");
+	p[0] = DB_TEXT("format");
+	rc = db_query(st->conn, "SELECT value FROM dbphase_meta WHERE name = $1", p, 1, &res, err);
+	if (rc < 0)
+		return rc;
+	if (res->n_rows == 0) {
+		fmt = xasprintf("%d", STATE_FORMAT);
+		p[1] = DB_TEXT(fmt);
+		rc = db_query(st->conn, "INSERT INTO dbphase_meta (name, value) VALUES ($1, $2)",
+			      p, 2, NULL, err);
+		free(fmt);
+	} else if (atoi(db_result_value(res, 0, 0)) > STATE_FORMAT) {
+		rc = err_setf(err, DBPHASE_EUNSUPPORTED,
+			      "dbphase's tables are in format %s, written by a newer dbphase; "
+			      "this one knows format %d: upgrade dbphase",
+			      db_result_value(res, 0, 0), STATE_FORMAT);
+	}
+	db_result_free(res);
+	return rc;
+}
+
+int
+state_now(struct state *st, int64_t *now, struct dbphase_error *err)
+{
+	struct db_result *res;
+	char *sql = xasprintf("SELECT %s", db_sql_now_epoch(backend(st)));
+	int rc = db_query(st->conn, sql, NULL, 0, &res, err);
+
+	free(sql);
+	if (rc < 0)
+		return rc;
+	*now = strtoll(db_result_value(res, 0, 0), NULL, 10);
+	db_result_free(res);
+	return 0;
+}
+
+int
+state_read(struct state *st, struct state_versions *v, struct dbphase_error *err)
+{
+	struct strbuf sql = STRBUF_INIT;
+	struct db_param p = DB_TEXT(st->repo);
+	struct db_result *res = NULL;
+	bool exist;
+	int rc;
+
+	memset(v, 0, sizeof(*v));
+	if ((rc = state_tables_exist(st, &exist, err)) < 0 || !exist)
+		return rc;
+	strbuf_addstr(&sql, "SELECT expand_version, migrate_version, contract_version FROM ");
+	add_table(st, &sql, NULL);
+	strbuf_addstr(&sql, " WHERE repository = $1");
+	rc = db_query(st->conn, sql.buf, &p, 1, &res, err);
+	if (rc == 0 && res->n_rows > 0) {
+		v->expand = strtoll(db_result_value(res, 0, 0), NULL, 10);
+		v->migrate = strtoll(db_result_value(res, 0, 1), NULL, 10);
+		v->contract = strtoll(db_result_value(res, 0, 2), NULL, 10);
+		v->exists = true;
+	}
+	db_result_free(res);
+	strbuf_release(&sql);
+	return rc;
+}
+
+/* Run sql_exists; then sql_update if it found a row, else sql_insert. */
+static int
+upsert(struct state *st, const char *sql_exists, const struct db_param *kp, size_t nk,
+       const char *sql_update, const char *sql_insert, const struct db_param *p,
+       size_t np, struct dbphase_error *err)
+{
+	struct db_result *res;
+	int rc = db_query(st->conn, sql_exists, kp, nk, &res, err);
+	bool found;
+
+	if (rc < 0)
+		return rc;
+	found = res->n_rows > 0;
+	db_result_free(res);
+	return db_query(st->conn, found ? sql_update : sql_insert, p, np, NULL, err);
+}
+
+int
+state_write(struct state *st, const struct state_versions *v, struct dbphase_error *err)
+{
+	struct strbuf ex = STRBUF_INIT, up = STRBUF_INIT, in = STRBUF_INIT;
+	struct db_param p[4] = { DB_TEXT(st->repo), DB_INT(v->expand), DB_INT(v->migrate),
+				 DB_INT(v->contract) };
+	const char *now = db_sql_now_epoch(backend(st));
+	int rc;
+
+	strbuf_addstr(&ex, "SELECT 1 FROM ");
+	add_table(st, &ex, NULL);
+	strbuf_addstr(&ex, " WHERE repository = $1");
+	strbuf_addstr(&up, "UPDATE ");
+	add_table(st, &up, NULL);
+	strbuf_addf(&up, " SET expand_version = $2, migrate_version = $3, contract_version = $4, "
+		    "updated_at = %s WHERE repository = $1", now);
+	strbuf_addstr(&in, "INSERT INTO ");
+	add_table(st, &in, NULL);
+	strbuf_addf(&in, " (repository, expand_version, migrate_version, contract_version, "
+		    "updated_at) VALUES ($1, $2, $3, $4, %s)", now);
+	rc = upsert(st, ex.buf, p, 1, up.buf, in.buf, p, 4, err);
+	strbuf_release(&ex);
+	strbuf_release(&up);
+	strbuf_release(&in);
+	return rc;
+}
+
+int
+state_step_done(struct state *st, const char *step_id, bool *done, struct dbphase_error *err)
+{
+	struct db_param p[2] = { DB_TEXT(st->repo), DB_TEXT(step_id) };
+	struct db_result *res;
+	int rc = db_query(st->conn, "SELECT 1 FROM dbphase_steps WHERE repository = $1 "
+			  "AND step_id = $2", p, 2, &res, err);
+
+	if (rc < 0)
+		return rc;
+	*done = res->n_rows > 0;
+	db_result_free(res);
+	return 0;
+}
+
+int
+state_step_record(struct state *st, const char *step_id, struct dbphase_error *err)
+{
+	struct db_param p[2] = { DB_TEXT(st->repo), DB_TEXT(step_id) };
+	char *sql = xasprintf("INSERT INTO dbphase_steps (repository, step_id, done_at) "
+			      "VALUES ($1, $2, %s)", db_sql_now_epoch(backend(st)));
+	int rc = db_query(st->conn, sql, p, 2, NULL, err);
+
+	free(sql);
+	return rc;
+}
+
+int
+state_steps_forget(struct state *st, int64_t version, const char *phase,
+		   struct dbphase_error *err)
+{
+	char *pattern = xasprintf("v%03lld.%s.%%", (long long)version, phase);
+	struct db_param p[2] = { DB_TEXT(st->repo), DB_TEXT(pattern) };
+	int rc;
+
+	rc = db_query(st->conn, "DELETE FROM dbphase_steps WHERE repository = $1 "
+		      "AND step_id LIKE $2", p, 2, NULL, err);
+	if (rc == 0)
+		rc = db_query(st->conn, "DELETE FROM dbphase_progress WHERE repository = $1 "
+			      "AND step_id LIKE $2", p, 2, NULL, err);
+	free(pattern);
+	return rc;
+}
+
+int
+state_progress_get(struct state *st, const char *step_id, struct exec_checkpoint *cp,
+		   struct dbphase_error *err)
+{
+	struct db_param p[2] = { DB_TEXT(st->repo), DB_TEXT(step_id) };
+	struct db_result *res;
+	int rc;
+
+	memset(cp, 0, sizeof(*cp));
+	rc = db_query(st->conn, "SELECT last_key, rows_done, done FROM dbphase_progress "
+		      "WHERE repository = $1 AND step_id = $2 AND chunk = 0", p, 2, &res, err);
+	if (rc < 0)
+		return rc;
+	if (res->n_rows > 0) {
+		const char *done = db_result_value(res, 0, 2);
+
+		cp->last_key = xstrdup_or_null(db_result_value(res, 0, 0));
+		cp->rows_done = strtoull(db_result_value(res, 0, 1), NULL, 10);
+		cp->done = done && (strcmp(done, "1") == 0 || strcmp(done, "t") == 0 ||
+				    strcmp(done, "true") == 0);
+	}
+	db_result_free(res);
+	return 0;
+}
+
+int
+state_progress_put(struct state *st, const char *step_id, const struct exec_checkpoint *cp,
+		   uint64_t rows_total, struct dbphase_error *err)
+{
+	const char *now = db_sql_now_epoch(backend(st));
+	const char *yes = backend(st) == DB_BACKEND_POSTGRESQL ? (cp->done ? "true" : "false")
+							       : (cp->done ? "1" : "0");
+	struct db_param p[5] = {
+		DB_TEXT(st->repo), DB_TEXT(step_id),
+		cp->last_key ? DB_TEXT(cp->last_key) : DB_NULL,
+		DB_INT((int64_t)cp->rows_done), DB_INT((int64_t)rows_total),
+	};
+	char *up = xasprintf("UPDATE dbphase_progress SET last_key = $3, rows_done = $4, "
+			     "rows_total = $5, done = %s, updated_at = %s "
+			     "WHERE repository = $1 AND step_id = $2 AND chunk = 0", yes, now);
+	char *in = xasprintf("INSERT INTO dbphase_progress (repository, step_id, chunk, last_key, "
+			     "rows_done, rows_total, done, updated_at) "
+			     "VALUES ($1, $2, 0, $3, $4, $5, %s, %s)", yes, now);
+	int rc = upsert(st, "SELECT 1 FROM dbphase_progress WHERE repository = $1 AND "
+			"step_id = $2 AND chunk = 0", p, 2, up, in, p, 5, err);
+
+	free(up);
+	free(in);
+	return rc;
+}
+
+int
+state_checksum_get(struct state *st, int64_t version, char **sum, struct dbphase_error *err)
+{
+	struct db_param p[2] = { DB_TEXT(st->repo), DB_INT(version) };
+	struct db_result *res;
+	int rc = db_query(st->conn, "SELECT checksum FROM dbphase_migrations WHERE "
+			  "repository = $1 AND version = $2", p, 2, &res, err);
+
+	*sum = NULL;
+	if (rc < 0)
+		return rc;
+	if (res->n_rows > 0)
+		*sum = xstrdup_or_null(db_result_value(res, 0, 0));
+	db_result_free(res);
+	return 0;
+}
+
+int
+state_checksum_put(struct state *st, int64_t version, const char *sum,
+		   struct dbphase_error *err)
+{
+	struct db_param p[3] = { DB_TEXT(st->repo), DB_INT(version), DB_TEXT(sum) };
+	const char *now = db_sql_now_epoch(backend(st));
+	char *up = xasprintf("UPDATE dbphase_migrations SET checksum = $3, recorded_at = %s "
+			     "WHERE repository = $1 AND version = $2", now);
+	char *in = xasprintf("INSERT INTO dbphase_migrations (repository, version, checksum, "
+			     "recorded_at) VALUES ($1, $2, $3, %s)", now);
+	int rc = upsert(st, "SELECT 1 FROM dbphase_migrations WHERE repository = $1 AND "
+			"version = $2", p, 2, up, in, p, 3, err);
+
+	free(up);
+	free(in);
+	return rc;
+}
+
+int
+state_history_add(struct state *st, const char *command, const char *from_state,
+		  const char *to_state, const char *result, double seconds,
+		  const char *detail, struct dbphase_error *err)
+{
+	char secs[32];
+	struct db_param p[8];
+	char *sql;
+	int rc;
+
+	snprintf(secs, sizeof(secs), "%.3f", seconds);
+	p[0] = DB_TEXT(st->repo);
+	p[1] = DB_TEXT(st->who);
+	p[2] = DB_TEXT(command);
+	p[3] = from_state ? DB_TEXT(from_state) : DB_NULL;
+	p[4] = to_state ? DB_TEXT(to_state) : DB_NULL;
+	p[5] = DB_TEXT(result);
+	p[6] = DB_TEXT(secs);
+	p[7] = detail ? DB_TEXT(detail) : DB_NULL;
+	sql = xasprintf("INSERT INTO dbphase_history (repository, at, who, command, from_state, "
+			"to_state, result, seconds, detail) VALUES ($1, %s, $2, $3, $4, $5, $6, "
+			"$7, $8)", db_sql_now_epoch(backend(st)));
+	if (backend(st) == DB_BACKEND_POSTGRESQL) {
+		char *cast = xasprintf("INSERT INTO dbphase_history (repository, at, who, command, "
+				       "from_state, to_state, result, seconds, detail) VALUES ($1, %s, "
+				       "$2, $3, $4, $5, $6, CAST($7 AS double precision), $8)",
+				       db_sql_now_epoch(backend(st)));
+		free(sql);
+		sql = cast;
+	}
+	rc = db_query(st->conn, sql, p, 8, NULL, err);
+	free(sql);
+	return rc;
+}
+
+int
+state_history_list(struct state *st, size_t n, struct state_history **out, size_t *n_out,
+		   struct dbphase_error *err)
+{
+	struct db_param p[2] = { DB_TEXT(st->repo), DB_INT((int64_t)n) };
+	struct db_result *res;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	*n_out = 0;
+	rc = db_query(st->conn, "SELECT id, at, who, command, from_state, to_state, result, "
+		      "seconds, detail FROM dbphase_history WHERE repository = $1 "
+		      "ORDER BY id DESC LIMIT $2", p, 2, &res, err);
+	if (rc < 0)
+		return rc;
+	*out = xcalloc(res->n_rows ? res->n_rows : 1, sizeof(**out));
+	for (i = 0; i < res->n_rows; i++) {
+		struct state_history *h = &(*out)[i];
+		const char *secs = db_result_value(res, i, 7);
+
+		h->id = strtoll(db_result_value(res, i, 0), NULL, 10);
+		h->at = strtoll(db_result_value(res, i, 1), NULL, 10);
+		h->who = xstrdup_or_null(db_result_value(res, i, 2));
+		h->command = xstrdup_or_null(db_result_value(res, i, 3));
+		h->from_state = xstrdup_or_null(db_result_value(res, i, 4));
+		h->to_state = xstrdup_or_null(db_result_value(res, i, 5));
+		h->result = xstrdup_or_null(db_result_value(res, i, 6));
+		h->seconds = secs ? strtod(secs, NULL) : 0;
+		h->detail = xstrdup_or_null(db_result_value(res, i, 8));
+	}
+	*n_out = res->n_rows;
+	db_result_free(res);
+	return 0;
+}
+
+void
+state_history_free(struct state_history *h, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(h[i].who);
+		free(h[i].command);
+		free(h[i].from_state);
+		free(h[i].to_state);
+		free(h[i].result);
+		free(h[i].detail);
+	}
+	free(h);
+}
+
+int
+state_node_register(struct state *st, const char *name, int64_t schema_version,
+		    struct dbphase_error *err)
+{
+	struct db_param p[3] = { DB_TEXT(name), DB_TEXT(st->repo), DB_INT(schema_version) };
+	const char *now = db_sql_now_epoch(backend(st));
+	char *up = xasprintf("UPDATE dbphase_nodes SET repository = $2, schema_version = $3, "
+			     "heartbeat_at = %s WHERE name = $1", now);
+	char *in = xasprintf("INSERT INTO dbphase_nodes (name, repository, schema_version, "
+			     "registered_at, heartbeat_at) VALUES ($1, $2, $3, %s, %s)", now, now);
+	int rc = upsert(st, "SELECT 1 FROM dbphase_nodes WHERE name = $1", p, 1, up, in, p, 3, err);
+
+	free(up);
+	free(in);
+	return rc;
+}
+
+int
+state_node_heartbeat(struct state *st, const char *name, struct dbphase_error *err)
+{
+	struct db_param p = DB_TEXT(name);
+	struct db_result *res = NULL;
+	char *sql = xasprintf("UPDATE dbphase_nodes SET heartbeat_at = %s WHERE name = $1",
+			      db_sql_now_epoch(backend(st)));
+	int rc = db_query(st->conn, "SELECT 1 FROM dbphase_nodes WHERE name = $1", &p, 1, &res, err);
+
+	if (rc == 0 && res->n_rows == 0)
+		rc = err_setf(err, DBPHASE_ENOTFOUND,
+			      "node '%s' is not registered; run node register first", name);
+	if (rc == 0)
+		rc = db_query(st->conn, sql, &p, 1, NULL, err);
+	db_result_free(res);
+	free(sql);
+	return rc;
+}
+
+int
+state_node_retire(struct state *st, const char *name, struct dbphase_error *err)
+{
+	struct db_param p = DB_TEXT(name);
+	struct db_result *res = NULL;
+	int rc = db_query(st->conn, "DELETE FROM dbphase_nodes WHERE name = $1", &p, 1, &res, err);
+
+	if (rc == 0 && res->affected == 0)
+		rc = err_setf(err, DBPHASE_ENOTFOUND, "node '%s' is not registered", name);
+	db_result_free(res);
+	return rc;
+}
+
+int
+state_node_list(struct state *st, struct state_node **out, size_t *n, struct dbphase_error *err)
+{
+	struct db_param p = DB_TEXT(st->repo);
+	struct db_result *res;
+	char *sql = xasprintf("SELECT name, repository, schema_version, registered_at, "
+			      "heartbeat_at, %s - heartbeat_at FROM dbphase_nodes "
+			      "WHERE repository = $1 ORDER BY name", db_sql_now_epoch(backend(st)));
+	size_t i;
+	int rc = db_query(st->conn, sql, &p, 1, &res, err);
+
+	free(sql);
+	*out = NULL;
+	*n = 0;
+	if (rc < 0)
+		return rc;
+	*out = xcalloc(res->n_rows ? res->n_rows : 1, sizeof(**out));
+	for (i = 0; i < res->n_rows; i++) {
+		struct state_node *nd = &(*out)[i];
+
+		nd->name = xstrdup(db_result_value(res, i, 0));
+		nd->repository = xstrdup(db_result_value(res, i, 1));
+		nd->schema_version = strtoll(db_result_value(res, i, 2), NULL, 10);
+		nd->registered_at = strtoll(db_result_value(res, i, 3), NULL, 10);
+		nd->heartbeat_at = strtoll(db_result_value(res, i, 4), NULL, 10);
+		nd->age_s = strtoll(db_result_value(res, i, 5), NULL, 10);
+	}
+	*n = res->n_rows;
+	db_result_free(res);
+	return 0;
+}
+
+void
+state_nodes_free(struct state_node *nodes, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(nodes[i].name);
+		free(nodes[i].repository);
+	}
+	free(nodes);
+}
+
+char *
+state_versions_text(const struct state_versions *v)
+{
+	return xasprintf("%lld/%lld/%lld", (long long)v->expand, (long long)v->migrate,
+			 (long long)v->contract);
+}

@@ -1,0 +1,124 @@
+/*
+ * state/state.h - dbphase's own tables in the application's database.
+ *
+ *   <version_table>     one row per repository: expand >= migrate >= contract
+ *   dbphase_migrations  checksum of every migration file when it was applied
+ *   dbphase_steps       every plan step done, so a killed run resumes
+ *   dbphase_progress    batch checkpoints of migrate's backfills
+ *   dbphase_nodes       application nodes and the schema version they need
+ *   dbphase_history     every transition: who, when, from, to, result
+ *   dbphase_meta        the format of these tables, for later upgrades
+ *
+ * Their DDL per backend lives in schemas/ and is embedded in the binary.
+ * Times are Unix seconds read from the database's clock, so that nodes with
+ * skewed clocks still agree on who is live.
+ */
+#ifndef DBPHASE_STATE_STATE_H
+#define DBPHASE_STATE_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "drivers/driver.h"
+#include "exec/exec.h"
+
+/* The format these tables are in; a later dbphase upgrades older ones. */
+#define STATE_FORMAT 1
+
+struct state {
+	struct db_conn *conn;		/* borrowed */
+	char *repo;			/* key in the version table: "shop" or "shop/audit" */
+	char *version_table;		/* unquoted */
+	char *who;			/* "user@host:pid", for history */
+	bool locked;
+};
+
+struct state_versions {
+	int64_t expand;
+	int64_t migrate;
+	int64_t contract;
+	bool exists;			/* the repository has a row */
+};
+
+struct state_node {
+	char *name;
+	char *repository;
+	int64_t schema_version;
+	int64_t registered_at;
+	int64_t heartbeat_at;
+	int64_t age_s;			/* seconds since the last heartbeat */
+};
+
+struct state_history {
+	int64_t id;
+	int64_t at;
+	char *who;
+	char *command;
+	char *from_state;
+	char *to_state;
+	char *result;
+	double seconds;
+	char *detail;
+};
+
+void state_init(struct state *st, struct db_conn *conn, const char *repo,
+		const char *version_table);
+void state_release(struct state *st);
+
+/* The cluster-wide lock for this repository; wait_s < 0 waits forever. */
+int state_lock(struct state *st, int wait_s, struct dbphase_error *err);
+void state_unlock(struct state *st);
+
+/* Whether dbphase's tables exist (read-only commands must not create them). */
+int state_tables_exist(struct state *st, bool *exist, struct dbphase_error *err);
+
+/* Create any missing table; refuse tables of a newer format. */
+int state_ensure_tables(struct state *st, struct dbphase_error *err);
+
+/* The repository's versions (all 0 and exists = false without a row or tables). */
+int state_read(struct state *st, struct state_versions *v, struct dbphase_error *err);
+int state_write(struct state *st, const struct state_versions *v, struct dbphase_error *err);
+
+/* The database clock, Unix seconds. */
+int state_now(struct state *st, int64_t *now, struct dbphase_error *err);
+
+int state_step_done(struct state *st, const char *step_id, bool *done,
+		    struct dbphase_error *err);
+int state_step_record(struct state *st, const char *step_id, struct dbphase_error *err);
+/* Forget the records of a version's steps of one phase (downgrade). */
+int state_steps_forget(struct state *st, int64_t version, const char *phase,
+		       struct dbphase_error *err);
+
+int state_progress_get(struct state *st, const char *step_id, struct exec_checkpoint *cp,
+		       struct dbphase_error *err);
+int state_progress_put(struct state *st, const char *step_id, const struct exec_checkpoint *cp,
+		       uint64_t rows_total, struct dbphase_error *err);
+
+/* The recorded checksum of a version (NULL if none; caller frees). */
+int state_checksum_get(struct state *st, int64_t version, char **sum,
+		       struct dbphase_error *err);
+int state_checksum_put(struct state *st, int64_t version, const char *sum,
+		       struct dbphase_error *err);
+
+int state_history_add(struct state *st, const char *command, const char *from_state,
+		      const char *to_state, const char *result, double seconds,
+		      const char *detail, struct dbphase_error *err);
+/* The last n history entries, newest first. */
+int state_history_list(struct state *st, size_t n, struct state_history **out,
+		       size_t *n_out, struct dbphase_error *err);
+void state_history_free(struct state_history *h, size_t n);
+
+int state_node_register(struct state *st, const char *name, int64_t schema_version,
+			struct dbphase_error *err);
+int state_node_heartbeat(struct state *st, const char *name, struct dbphase_error *err);
+int state_node_retire(struct state *st, const char *name, struct dbphase_error *err);
+int state_node_list(struct state *st, struct state_node **out, size_t *n,
+		    struct dbphase_error *err);
+void state_nodes_free(struct state_node *nodes, size_t n);
+
+/* "3/2/1": expand/migrate/contract, for history and messages; caller frees. */
+char *state_versions_text(const struct state_versions *v);
+
+#endif

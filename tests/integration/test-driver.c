@@ -1,0 +1,4 @@
+/* placeholder */
+#include "config.h"
+#include "testlib.h"
+Test(driver, placeholder) { cr_assert(1); }
