@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS dbphase_progress (
   step_id varchar(64) NOT NULL,
   chunk integer NOT NULL DEFAULT 0,
   last_key text,
+  chunk_end text,
   rows_done bigint NOT NULL DEFAULT 0,
   rows_total bigint,
   done boolean NOT NULL DEFAULT false,

@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS dbphase_progress (
   step_id TEXT NOT NULL,
   chunk INTEGER NOT NULL DEFAULT 0,
   last_key TEXT,
+  chunk_end TEXT,
   rows_done INTEGER NOT NULL DEFAULT 0,
   rows_total INTEGER,
   done INTEGER NOT NULL DEFAULT 0,

@@ -170,6 +170,8 @@ cli_machine_opts(struct cli *cli, struct machine_opts *o, const char *command)
 	o->exec.max_batch_size = cli->cfg.max_batch_size;
 	o->exec.batch_time_ms = cli->cfg.batch_time_ms;
 	o->exec.max_rate = cli->cfg.max_rate;
+	o->exec.jobs = cli->cfg.jobs;
+	o->url = &cli->url;
 	o->exec.stop = &cli->stop;
 	o->lock_wait_s = cli->cfg.lock_wait_s;
 	o->node_ttl_s = cli->cfg.node_ttl_s;

@@ -8,6 +8,13 @@
  * each transaction it commits, so that a step and its record, or a batch
  * and its checkpoint, commit together or not at all.
  *
+ * Backfills run in exec/parallel.c: one libuv loop drives `jobs` worker
+ * connections (PostgreSQL and MariaDB through their asynchronous APIs on a
+ * uv_poll watcher, SQLite on the libuv thread pool).  A table with one
+ * integer key is split into disjoint key ranges (chunks) that workers walk
+ * at once; any other key is walked in key order by one worker.  Each batch
+ * and its chunk's checkpoint commit in one transaction.
+ *
  * Lock safety (DESIGN.md section 4): every statement runs under
  * lock_timeout_ms; one that times out on a lock, or fails in a way the
  * driver marks transient, is retried from the start of its transaction
@@ -27,7 +34,8 @@
 
 enum exec_job_kind {
 	EXEC_SQL,		/* statements, one transaction if atomic */
-	EXEC_BACKFILL,		/* UPDATE table SET set_sql WHERE where_sql, in key batches */
+	EXEC_BACKFILL,		/* UPDATE table SET set_sql WHERE where_sql, in key batches
+				   (exec_run_backfills) */
 	EXEC_REBUILD,		/* SQLite: recreate table with one column's definition changed */
 };
 
@@ -43,6 +51,8 @@ struct exec_job {
 	const char *where_sql;		/* may be NULL */
 	char *const *keys;		/* unquoted key columns */
 	size_t n_keys;
+	bool integer_key;		/* one integer key: split into value ranges */
+	void *data;			/* the caller's, for its hooks */
 	/* EXEC_REBUILD: the column of table, and the change. */
 	const char *column;
 	int set_not_null;		/* 1, 0, or -1 to leave */
@@ -57,12 +67,18 @@ struct exec_opts {
 	int max_batch_size;
 	int batch_time_ms;		/* aim for batches this long */
 	int max_rate;			/* rows per second, 0 = unlimited */
+	int jobs;			/* worker connections for backfills */
 	volatile sig_atomic_t *stop;	/* set by a signal: stop after the batch in flight */
 };
 
-/* A backfill's resumable position. */
-struct exec_checkpoint {
-	char *last_key;			/* JSON array of the last key done, or NULL at the start */
+/*
+ * A disjoint part of a backfill's key space and how far it got.  Keys are
+ * JSON arrays of the key columns' text values.
+ */
+struct exec_chunk {
+	int index;
+	char *last_key;			/* last key done (exclusive lower bound); NULL: from the start */
+	char *end_key;			/* inclusive upper bound; NULL: to the end of the table */
 	uint64_t rows_done;
 	bool done;
 };
@@ -72,12 +88,23 @@ struct exec_hooks {
 	/* Inside the job's transaction (atomic SQL jobs, rebuilds): record it. */
 	int (*job_commit)(void *arg, struct db_conn *conn, const struct exec_job *job,
 			  struct dbphase_error *err);
-	/* Before a backfill: where to start. */
-	int (*batch_resume)(void *arg, struct db_conn *conn, const struct exec_job *job,
-			    struct exec_checkpoint *cp, struct dbphase_error *err);
-	/* Inside each batch's transaction: save the new position. */
-	int (*batch_commit)(void *arg, struct db_conn *conn, const struct exec_job *job,
-			    const struct exec_checkpoint *cp, struct dbphase_error *err);
+	/* Before a backfill: the chunks an earlier run recorded (*n = 0 if none). */
+	int (*chunks_load)(void *arg, struct db_conn *conn, const struct exec_job *job,
+			   struct exec_chunk **chunks, size_t *n, struct dbphase_error *err);
+	/* A first run: record the split. */
+	int (*chunks_save)(void *arg, struct db_conn *conn, const struct exec_job *job,
+			   const struct exec_chunk *chunks, size_t n, uint64_t rows_total,
+			   struct dbphase_error *err);
+	/*
+	 * The statement that saves a chunk's position, run inside each batch's
+	 * transaction.  It binds $1 last key, $2 rows done, $3 done (1 or 0),
+	 * $4 chunk index, then *n_extra more values (borrowed) as $5 and on.
+	 */
+	void (*checkpoint_sql)(void *arg, const struct exec_job *job, enum db_backend backend,
+			       struct strbuf *sql, const char **extra, size_t *n_extra);
+	/* Every chunk is done: record the job, in a transaction of its own. */
+	int (*job_done)(void *arg, struct db_conn *conn, const struct exec_job *job,
+			struct dbphase_error *err);
 	/* Progress, outside any transaction; may be NULL. */
 	void (*progress)(void *arg, const struct exec_job *job, uint64_t rows_done,
 			 uint64_t rows_total, uint64_t batch_rows, double batch_ms);
@@ -101,7 +128,19 @@ int exec_job_run(struct db_conn *conn, const struct exec_job *job,
 /* Whether this backend runs DDL inside transactions (PostgreSQL, SQLite). */
 bool exec_transactional_ddl(const struct db_conn *conn);
 
-void exec_checkpoint_release(struct exec_checkpoint *cp);
+void exec_chunks_free(struct exec_chunk *chunks, size_t n);
+
+/*
+ * Run backfill jobs at once: a job waits for the job before it on the same
+ * table, jobs on other tables run side by side.  conn is the caller's
+ * connection for bookkeeping; workers connect to url.  results[i] is job
+ * i's.  Stops after the batches in flight when o->stop is set (results say
+ * interrupted), or at the first error that retries cannot fix.
+ */
+int exec_run_backfills(struct db_conn *conn, const struct db_url *url,
+		       const struct exec_job *jobs, size_t n_jobs, const struct exec_opts *o,
+		       const struct exec_hooks *h, struct exec_result *results,
+		       struct dbphase_error *err);
 
 /*
  * Rewrite a SQLite CREATE TABLE statement: the table named new_name, and

@@ -77,43 +77,65 @@ machine_verify(struct state *st, const struct repo *repo, const struct state_ver
 	return rc;
 }
 
-/* Hooks from the executor back into the state tables. */
+/* Hooks from the executor back into the state tables; job->data is the step_ctx. */
 struct step_ctx {
 	struct state *st;
 	const struct plan_step *step;
 	const struct machine_opts *o;
 	char *id;
-	uint64_t rows_total;
 };
 
 static int
 hook_job_commit(void *arg, struct db_conn *conn, const struct exec_job *job,
 		struct dbphase_error *err)
 {
-	struct step_ctx *sc = arg;
+	struct step_ctx *sc = job->data;
 
 	return state_step_record(sc->st, sc->id, err);
 }
 
 static int
-hook_batch_resume(void *arg, struct db_conn *conn, const struct exec_job *job,
-		  struct exec_checkpoint *cp, struct dbphase_error *err)
+hook_chunks_load(void *arg, struct db_conn *conn, const struct exec_job *job,
+		 struct exec_chunk **chunks, size_t *n, struct dbphase_error *err)
 {
-	struct step_ctx *sc = arg;
+	struct step_ctx *sc = job->data;
 
-	return state_progress_get(sc->st, sc->id, cp, err);
+	return state_chunks_load(sc->st, sc->id, chunks, n, err);
 }
 
 static int
-hook_batch_commit(void *arg, struct db_conn *conn, const struct exec_job *job,
-		  const struct exec_checkpoint *cp, struct dbphase_error *err)
+hook_chunks_save(void *arg, struct db_conn *conn, const struct exec_job *job,
+		 const struct exec_chunk *chunks, size_t n, uint64_t rows_total,
+		 struct dbphase_error *err)
 {
-	struct step_ctx *sc = arg;
-	int rc = state_progress_put(sc->st, sc->id, cp, sc->rows_total, err);
+	struct step_ctx *sc = job->data;
 
-	/* The last batch records the step with it. */
-	if (rc == 0 && cp->done)
-		rc = state_step_record(sc->st, sc->id, err);
+	return state_chunks_save(sc->st, sc->id, chunks, n, rows_total, err);
+}
+
+static void
+hook_checkpoint_sql(void *arg, const struct exec_job *job, enum db_backend backend,
+		    struct strbuf *sql, const char **extra, size_t *n_extra)
+{
+	struct step_ctx *sc = job->data;
+
+	state_checkpoint_sql(sc->st, sql);
+	extra[0] = sc->st->repo;
+	extra[1] = sc->id;
+	*n_extra = 2;
+}
+
+static int
+hook_job_done(void *arg, struct db_conn *conn, const struct exec_job *job,
+	      struct dbphase_error *err)
+{
+	struct step_ctx *sc = job->data;
+	int rc = conn->drv->begin(conn, err);
+
+	if (rc == 0 && (rc = state_step_record(sc->st, sc->id, err)) == 0)
+		rc = conn->drv->commit(conn, err);
+	else
+		conn->drv->rollback(conn, &(struct dbphase_error)DBPHASE_ERROR_INIT);
 	return rc;
 }
 
@@ -121,20 +143,29 @@ static void
 hook_progress(void *arg, const struct exec_job *job, uint64_t done, uint64_t total,
 	      uint64_t batch_rows, double batch_ms)
 {
-	struct step_ctx *sc = arg;
+	struct step_ctx *sc = job->data;
 	struct machine_event ev = { .kind = MACHINE_PROGRESS, .phase = sc->step->phase,
 				    .step = sc->step, .rows_done = done, .rows_total = total,
 				    .batch_ms = batch_ms };
 
-	sc->rows_total = total;
 	emit(sc->o, &ev);
 }
 
+static const struct exec_hooks machine_hooks = {
+	.job_commit = hook_job_commit,
+	.chunks_load = hook_chunks_load,
+	.chunks_save = hook_chunks_save,
+	.checkpoint_sql = hook_checkpoint_sql,
+	.job_done = hook_job_done,
+	.progress = hook_progress,
+};
+
 static void
-job_from_step(const struct plan_step *s, const char *id, struct exec_job *job)
+job_from_step(const struct plan_step *s, struct step_ctx *sc, struct exec_job *job)
 {
 	memset(job, 0, sizeof(*job));
-	job->id = id;
+	job->id = sc->id;
+	job->data = sc;
 	job->atomic = s->atomic;
 	job->sql = s->sql;
 	job->n_sql = s->n_sql;
@@ -143,6 +174,7 @@ job_from_step(const struct plan_step *s, const char *id, struct exec_job *job)
 	job->where_sql = s->where_sql;
 	job->keys = s->keys;
 	job->n_keys = s->n_keys;
+	job->integer_key = s->integer_key;
 	job->column = s->column;
 	job->set_not_null = s->set_not_null;
 	job->set_default = s->set_default;
@@ -160,15 +192,14 @@ job_from_step(const struct plan_step *s, const char *id, struct exec_job *job)
 	}
 }
 
-/* Run one step unless it is recorded as done. */
+/* Run one DDL step unless it is recorded as done. */
 static int
 run_step(struct state *st, const struct plan_step *s, const struct machine_opts *o,
-	 bool *interrupted, struct dbphase_error *err)
+	 struct dbphase_error *err)
 {
-	struct exec_hooks hooks = { 0 };
 	struct exec_result res;
 	struct exec_job job;
-	struct step_ctx sc = { st, s, o, plan_step_id(s), 0 };
+	struct step_ctx sc = { st, s, o, plan_step_id(s) };
 	struct machine_event ev = { .phase = s->phase, .step = s };
 	bool done;
 	int rc;
@@ -182,19 +213,10 @@ run_step(struct state *st, const struct plan_step *s, const struct machine_opts 
 	}
 	ev.kind = MACHINE_STEP_START;
 	emit(o, &ev);
-	job_from_step(s, sc.id, &job);
-	hooks.arg = &sc;
-	hooks.job_commit = hook_job_commit;
-	hooks.batch_resume = hook_batch_resume;
-	hooks.batch_commit = hook_batch_commit;
-	hooks.progress = hook_progress;
-	rc = exec_job_run(st->conn, &job, &o->exec, &hooks, &res, err);
+	job_from_step(s, &sc, &job);
+	rc = exec_job_run(st->conn, &job, &o->exec, &machine_hooks, &res, err);
 	if (rc < 0) {
 		err_prefixf(err, "%s (%s, from %s)", sc.id, s->op_where, s->source);
-		goto out;
-	}
-	if (res.interrupted) {
-		*interrupted = true;
 		goto out;
 	}
 	ev.kind = MACHINE_STEP_DONE;
@@ -202,6 +224,67 @@ run_step(struct state *st, const struct plan_step *s, const struct machine_opts 
 	emit(o, &ev);
 out:
 	free(sc.id);
+	return rc;
+}
+
+/*
+ * Run backfill steps [first, first + n) at once (exec_run_backfills): steps
+ * on different tables side by side, each table's in order.
+ */
+static int
+run_backfills(struct state *st, const struct plan *plan, size_t first, size_t n,
+	      const struct machine_opts *o, bool *interrupted, struct dbphase_error *err)
+{
+	struct step_ctx *scs = xcalloc(n, sizeof(*scs));
+	struct exec_job *jobs = xcalloc(n, sizeof(*jobs));
+	struct exec_result *res = xcalloc(n, sizeof(*res));
+	const struct plan_step **steps = xcalloc(n, sizeof(*steps));
+	size_t i, k = 0;
+	int rc = 0;
+
+	for (i = 0; i < n && rc == 0; i++) {
+		const struct plan_step *s = &plan->steps[first + i];
+		struct machine_event ev = { .phase = s->phase, .step = s };
+		char *id = plan_step_id(s);
+		bool done;
+
+		if ((rc = state_step_done(st, id, &done, err)) < 0) {
+			free(id);
+			break;
+		}
+		if (done) {
+			ev.kind = MACHINE_STEP_SKIPPED;
+			emit(o, &ev);
+			free(id);
+			continue;
+		}
+		ev.kind = MACHINE_STEP_START;
+		emit(o, &ev);
+		scs[k] = (struct step_ctx){ st, s, o, id };
+		steps[k] = s;
+		job_from_step(s, &scs[k], &jobs[k]);
+		k++;
+	}
+	if (rc == 0 && k > 0) {
+		rc = exec_run_backfills(st->conn, o->url, jobs, k, &o->exec, &machine_hooks, res, err);
+		if (rc < 0)
+			err_prefixf(err, "migrate of version %lld", (long long)steps[0]->version);
+	}
+	for (i = 0; rc == 0 && i < k; i++) {
+		struct machine_event ev = { .kind = MACHINE_STEP_DONE, .phase = steps[i]->phase,
+					    .step = steps[i], .result = &res[i] };
+
+		if (res[i].interrupted)
+			*interrupted = true;
+		else
+			emit(o, &ev);
+	}
+	for (i = 0; i < k; i++)
+		free(scs[i].id);
+	free(scs);
+	free(jobs);
+	free(res);
+	free(steps);
 	return rc;
 }
 
@@ -307,9 +390,21 @@ run_versions(struct state *st, const struct repo *repo, const struct plan *plan,
 
 		for (i = 0; i < plan->n_steps && rc == 0 && !*interrupted; i++) {
 			const struct plan_step *s = &plan->steps[i];
+			size_t n = 0;
 
-			if (s->version == ver && s->phase == phase)
-				rc = run_step(st, s, o, interrupted, err);
+			if (s->version != ver || s->phase != phase)
+				continue;
+			if (s->action != STEP_BACKFILL) {
+				rc = run_step(st, s, o, err);
+				continue;
+			}
+			/* Consecutive backfills of a version run at once. */
+			while (i + n < plan->n_steps && plan->steps[i + n].version == ver &&
+			       plan->steps[i + n].phase == phase &&
+			       plan->steps[i + n].action == STEP_BACKFILL)
+				n++;
+			rc = run_backfills(st, plan, i, n, o, interrupted, err);
+			i += n - 1;
 		}
 		if (rc < 0 || *interrupted)
 			break;

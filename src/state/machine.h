@@ -66,6 +66,7 @@ struct machine_event {
 
 struct machine_opts {
 	struct exec_opts exec;
+	const struct db_url *url;	/* where the migrate phase's workers connect */
 	int lock_wait_s;		/* < 0: forever */
 	int node_ttl_s;
 	bool force;			/* contract despite live old nodes */

@@ -308,57 +308,6 @@ state_steps_forget(struct state *st, int64_t version, const char *phase,
 }
 
 int
-state_progress_get(struct state *st, const char *step_id, struct exec_checkpoint *cp,
-		   struct dbphase_error *err)
-{
-	struct db_param p[2] = { DB_TEXT(st->repo), DB_TEXT(step_id) };
-	struct db_result *res;
-	int rc;
-
-	memset(cp, 0, sizeof(*cp));
-	rc = db_query(st->conn, "SELECT last_key, rows_done, done FROM dbphase_progress "
-		      "WHERE repository = $1 AND step_id = $2 AND chunk = 0", p, 2, &res, err);
-	if (rc < 0)
-		return rc;
-	if (res->n_rows > 0) {
-		const char *done = db_result_value(res, 0, 2);
-
-		cp->last_key = xstrdup_or_null(db_result_value(res, 0, 0));
-		cp->rows_done = strtoull(db_result_value(res, 0, 1), NULL, 10);
-		cp->done = done && (strcmp(done, "1") == 0 || strcmp(done, "t") == 0 ||
-				    strcmp(done, "true") == 0);
-	}
-	db_result_free(res);
-	return 0;
-}
-
-int
-state_progress_put(struct state *st, const char *step_id, const struct exec_checkpoint *cp,
-		   uint64_t rows_total, struct dbphase_error *err)
-{
-	const char *now = db_sql_now_epoch(backend(st));
-	const char *yes = backend(st) == DB_BACKEND_POSTGRESQL ? (cp->done ? "true" : "false")
-							       : (cp->done ? "1" : "0");
-	struct db_param p[5] = {
-		DB_TEXT(st->repo), DB_TEXT(step_id),
-		cp->last_key ? DB_TEXT(cp->last_key) : DB_NULL,
-		DB_INT((int64_t)cp->rows_done), DB_INT((int64_t)rows_total),
-	};
-	char *up = xasprintf("UPDATE dbphase_progress SET last_key = $3, rows_done = $4, "
-			     "rows_total = $5, done = %s, updated_at = %s "
-			     "WHERE repository = $1 AND step_id = $2 AND chunk = 0", yes, now);
-	char *in = xasprintf("INSERT INTO dbphase_progress (repository, step_id, chunk, last_key, "
-			     "rows_done, rows_total, done, updated_at) "
-			     "VALUES ($1, $2, 0, $3, $4, $5, %s, %s)", yes, now);
-	int rc = upsert(st, "SELECT 1 FROM dbphase_progress WHERE repository = $1 AND "
-			"step_id = $2 AND chunk = 0", p, 2, up, in, p, 5, err);
-
-	free(up);
-	free(in);
-	return rc;
-}
-
-int
 state_checksum_get(struct state *st, int64_t version, char **sum, struct dbphase_error *err)
 {
 	struct db_param p[2] = { DB_TEXT(st->repo), DB_INT(version) };
@@ -578,4 +527,75 @@ state_versions_text(const struct state_versions *v)
 {
 	return xasprintf("%lld/%lld/%lld", (long long)v->expand, (long long)v->migrate,
 			 (long long)v->contract);
+}
+
+int
+state_chunks_load(struct state *st, const char *step_id, struct exec_chunk **chunks,
+		  size_t *n, struct dbphase_error *err)
+{
+	struct db_param p[2] = { DB_TEXT(st->repo), DB_TEXT(step_id) };
+	struct db_result *res;
+	size_t i;
+	int rc;
+
+	*chunks = NULL;
+	*n = 0;
+	rc = db_query(st->conn, "SELECT chunk, last_key, chunk_end, rows_done, done "
+		      "FROM dbphase_progress WHERE repository = $1 AND step_id = $2 "
+		      "ORDER BY chunk", p, 2, &res, err);
+	if (rc < 0)
+		return rc;
+	*chunks = xcalloc(res->n_rows ? res->n_rows : 1, sizeof(**chunks));
+	for (i = 0; i < res->n_rows; i++) {
+		struct exec_chunk *c = &(*chunks)[i];
+		const char *done = db_result_value(res, i, 4);
+
+		c->index = atoi(db_result_value(res, i, 0));
+		c->last_key = xstrdup_or_null(db_result_value(res, i, 1));
+		c->end_key = xstrdup_or_null(db_result_value(res, i, 2));
+		c->rows_done = strtoull(db_result_value(res, i, 3), NULL, 10);
+		c->done = done && (strcmp(done, "1") == 0 || strcmp(done, "t") == 0 ||
+				   strcmp(done, "true") == 0);
+	}
+	*n = res->n_rows;
+	db_result_free(res);
+	return 0;
+}
+
+int
+state_chunks_save(struct state *st, const char *step_id, const struct exec_chunk *chunks,
+		  size_t n, uint64_t rows_total, struct dbphase_error *err)
+{
+	const char *no = backend(st) == DB_BACKEND_POSTGRESQL ? "false" : "0";
+	char *sql = xasprintf("INSERT INTO dbphase_progress (repository, step_id, chunk, last_key, "
+			      "chunk_end, rows_done, rows_total, done, updated_at) "
+			      "VALUES ($1, $2, $3, $4, $5, 0, $6, %s, %s)", no,
+			      db_sql_now_epoch(backend(st)));
+	size_t i;
+	int rc = st->conn->drv->begin(st->conn, err);
+
+	for (i = 0; i < n && rc == 0; i++) {
+		struct db_param p[6] = {
+			DB_TEXT(st->repo), DB_TEXT(step_id), DB_INT(chunks[i].index),
+			chunks[i].last_key ? DB_TEXT(chunks[i].last_key) : DB_NULL,
+			chunks[i].end_key ? DB_TEXT(chunks[i].end_key) : DB_NULL,
+			DB_INT((int64_t)rows_total),
+		};
+
+		rc = db_query(st->conn, sql, p, 6, NULL, err);
+	}
+	if (rc == 0)
+		rc = st->conn->drv->commit(st->conn, err);
+	else
+		st->conn->drv->rollback(st->conn, &(struct dbphase_error)DBPHASE_ERROR_INIT);
+	free(sql);
+	return rc;
+}
+
+void
+state_checkpoint_sql(struct state *st, struct strbuf *sql)
+{
+	strbuf_addf(sql, "UPDATE dbphase_progress SET last_key = $1, rows_done = $2, "
+		    "done = ($3 = 1), updated_at = %s WHERE chunk = $4 AND repository = $5 "
+		    "AND step_id = $6", db_sql_now_epoch(backend(st)));
 }

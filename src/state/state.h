@@ -91,10 +91,18 @@ int state_step_record(struct state *st, const char *step_id, struct dbphase_erro
 int state_steps_forget(struct state *st, int64_t version, const char *phase,
 		       struct dbphase_error *err);
 
-int state_progress_get(struct state *st, const char *step_id, struct exec_checkpoint *cp,
-		       struct dbphase_error *err);
-int state_progress_put(struct state *st, const char *step_id, const struct exec_checkpoint *cp,
-		       uint64_t rows_total, struct dbphase_error *err);
+/*
+ * Backfill chunks in dbphase_progress (one row per chunk): load an earlier
+ * run's split and positions, record a first run's split, and render the
+ * statement that saves a chunk's position inside a batch (exec.h's
+ * checkpoint_sql contract: $1 last key, $2 rows, $3 done, $4 chunk, then
+ * $5 repository and $6 step id from *extra).
+ */
+int state_chunks_load(struct state *st, const char *step_id, struct exec_chunk **chunks,
+		      size_t *n, struct dbphase_error *err);
+int state_chunks_save(struct state *st, const char *step_id, const struct exec_chunk *chunks,
+		      size_t n, uint64_t rows_total, struct dbphase_error *err);
+void state_checkpoint_sql(struct state *st, struct strbuf *sql);
 
 /* The recorded checksum of a version (NULL if none; caller frees). */
 int state_checksum_get(struct state *st, int64_t version, char **sum,
