@@ -189,15 +189,23 @@ struct db_driver {
 	int (*describe_table)(struct db_conn *conn, const char *table,
 			      struct db_table_info *info, struct dbphase_error *err);
 
-	/* Asynchronous path; see the file comment. */
+	/*
+	 * Asynchronous path; see the file comment.  On return from send,
+	 * *want == 0 means the statement already finished (SQLite always;
+	 * MariaDB on a lost connection, whose socket may be gone): call take
+	 * at once.
+	 */
 	int (*socket)(struct db_conn *conn);
 	int (*send)(struct db_conn *conn, const char *sql,
 		    const struct db_param *params, size_t n_params,
 		    int *want, struct dbphase_error *err);
 	/*
-	 * Advance after the socket became ready (or the timeout passed).
-	 * Returns 1 and sets *want while the statement is still running, 0
-	 * when its result can be taken, or a negative error.
+	 * Advance after the socket became ready (or the timeout passed).  On
+	 * entry *want holds the DB_WANT_* events that occurred (READ/WRITE
+	 * readiness, TIMEOUT when the timer fired); 0 means unknown, and the
+	 * driver assumes the events it last asked for.  Returns 1 and sets
+	 * *want while the statement is still running, 0 when its result can
+	 * be taken, or a negative error.
 	 */
 	int (*consume)(struct db_conn *conn, int *want, struct dbphase_error *err);
 	/* Take the finished statement's result (or error); *res may be NULL. */

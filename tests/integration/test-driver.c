@@ -150,23 +150,29 @@ BACKEND_TEST(driver, lock_times_out_and_is_exclusive)
 	struct dbphase_error err = DBPHASE_ERROR_INIT;
 	struct fixture f;
 	struct db_conn *other;
+	char *name, *name2;
 	int rc;
 
 	setup(&f, *backend);
+	/* Server-wide lock names: made unique by the test's database. */
+	name = xasprintf("dbphase:%s", f.db.name);
+	name2 = xasprintf("dbphase:%s:2", f.db.name);
 	other = test_db_connect(&f.db);
-	cr_assert_eq(f.conn->drv->lock(f.conn, "dbphase:test", 1000, &err), 0, "%s", err.message);
-	rc = other->drv->lock(other, "dbphase:test", 200, &err);
+	cr_assert_eq(f.conn->drv->lock(f.conn, name, 1000, &err), 0, "%s", err.message);
+	rc = other->drv->lock(other, name, 200, &err);
 	cr_assert_eq(rc, DBPHASE_ELOCK_TIMEOUT, "[%s] second holder got %d", bname(&f), rc);
 	err_release(&err);
 	/* Another name is another lock. */
-	cr_assert_eq(other->drv->lock(other, "dbphase:other", 200, &err), 0, "%s", err.message);
-	cr_assert_eq(f.conn->drv->unlock(f.conn, "dbphase:test", &err), 0, "%s", err.message);
-	cr_assert_eq(other->drv->lock(other, "dbphase:test", 1000, &err), 0,
+	cr_assert_eq(other->drv->lock(other, name2, 200, &err), 0, "%s", err.message);
+	cr_assert_eq(f.conn->drv->unlock(f.conn, name, &err), 0, "%s", err.message);
+	cr_assert_eq(other->drv->lock(other, name, 1000, &err), 0,
 		     "[%s] lock not free after unlock: %s", bname(&f), err.message);
 	db_close(other);
 	/* Closing a connection releases its locks. */
-	cr_assert_eq(f.conn->drv->lock(f.conn, "dbphase:test", 2000, &err), 0,
+	cr_assert_eq(f.conn->drv->lock(f.conn, name, 2000, &err), 0,
 		     "[%s] lock not released by close: %s", bname(&f), err.message);
+	free(name);
+	free(name2);
 	teardown(&f);
 }
 
