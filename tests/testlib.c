@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/strbuf.h"
@@ -222,4 +224,111 @@ test_query_value(struct db_conn *conn, const char *sql)
 		value = xstrdup_or_null(db_result_value(res, 0, 0));
 	db_result_free(res);
 	return value;
+}
+
+const char *
+test_dbphase_bin(void)
+{
+	static char *path;
+	const char *env = getenv("DBPHASE_BIN"), *root = getenv("DBPHASE_BUILD_ROOT");
+
+	if (env && *env)
+		return env;
+	if (path == NULL)
+		path = xasprintf("%s/dbphase", root && *root ? root : ".");
+	return path;
+}
+
+pid_t
+test_dbphase_spawn(const char *const *args, const char *out_path)
+{
+	size_t n = 0;
+	const char **argv;
+	pid_t pid;
+
+	while (args[n])
+		n++;
+	argv = xcalloc(n + 2, sizeof(char *));
+	argv[0] = test_dbphase_bin();
+	memcpy(argv + 1, args, n * sizeof(char *));
+	fflush(NULL);
+	pid = fork();
+	cr_assert(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		int fd = open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	free(argv);
+	return pid;
+}
+
+int
+test_wait(pid_t pid)
+{
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0)
+		cr_assert(errno == EINTR, "waitpid: %s", strerror(errno));
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+char *
+test_read_file(const char *path)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char buf[4096];
+	size_t got;
+	FILE *f = fopen(path, "rb");
+
+	if (f == NULL)
+		return NULL;
+	while ((got = fread(buf, 1, sizeof(buf), f)) > 0)
+		strbuf_add(&sb, buf, got);
+	fclose(f);
+	return strbuf_detach(&sb);
+}
+
+int
+test_dbphase_run(const char *const *args, char **output)
+{
+	char *dir = test_mkdtemp();
+	char *path = xasprintf("%s/out", dir);
+	int code = test_wait(test_dbphase_spawn(args, path));
+
+	if (output)
+		*output = test_read_file(path);
+	test_rmtree(dir);
+	free(dir);
+	free(path);
+	return code;
+}
+
+void
+test_fill_rows(struct db_conn *conn, const char *table, long rows)
+{
+	struct strbuf sql = STRBUF_INIT;
+
+	strbuf_addstr(&sql, "INSERT INTO ");
+	conn->drv->quote_ident(&sql, table);
+	switch (conn->drv->backend) {
+	case DB_BACKEND_POSTGRESQL:
+		strbuf_addf(&sql, " (id, n) SELECT g, g FROM generate_series(1, %ld) g", rows);
+		break;
+	case DB_BACKEND_MYSQL:
+		strbuf_addf(&sql, " (id, n) SELECT seq, seq FROM seq_1_to_%ld", rows);
+		break;
+	case DB_BACKEND_SQLITE:
+		strbuf_addf(&sql, " (id, n) WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL "
+			    "SELECT i + 1 FROM g WHERE i < %ld) SELECT i, i FROM g", rows);
+		break;
+	}
+	test_exec(conn, sql.buf);
+	strbuf_release(&sql);
 }

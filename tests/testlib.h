@@ -14,6 +14,8 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 
+#include <sys/types.h>
+
 #include "core/url.h"
 #include "drivers/driver.h"
 
@@ -48,6 +50,32 @@ void test_rmtree(const char *dir);
 
 /* Write text to dir/relpath, creating folders on the way. */
 void test_write_file(const char *dir, const char *relpath, const char *text);
+
+/* The built dbphase program ($DBPHASE_BIN, else $DBPHASE_BUILD_ROOT/dbphase). */
+const char *test_dbphase_bin(void);
+
+/*
+ * Start dbphase with args (NULL-terminated, without argv[0]) as a child
+ * process whose stdout and stderr go to the file out_path (may be NULL:
+ * /dev/null).  Returns its pid.
+ */
+pid_t test_dbphase_spawn(const char *const *args, const char *out_path);
+
+/* Wait for a child; its exit code, or 128 + signal. */
+int test_wait(pid_t pid);
+
+/* Run dbphase to completion; its exit code.  *output (may be NULL) gets
+ * what it printed, owned by the caller. */
+int test_dbphase_run(const char *const *args, char **output);
+
+/* Read a whole file (owned), or NULL. */
+char *test_read_file(const char *path);
+
+/*
+ * Fill table (id bigint key, n integer) with ids 1..rows and n = id, in the
+ * backend's fastest way.
+ */
+void test_fill_rows(struct db_conn *conn, const char *table, long rows);
 
 /*
  * Declare a test that runs once per backend, each in its own process:
