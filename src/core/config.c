@@ -479,7 +479,8 @@ read_whole_file(const char *path, char **out, size_t *out_len, struct dbphase_er
 
 	f = fopen(path, "rb");
 	if (f == NULL)
-		return err_setf(err, DBPHASE_EIO, "cannot read '%s': %s", path, strerror(errno));
+		return err_setf(err, DBPHASE_EBADINPUT, "cannot read config file '%s': %s", path,
+				strerror(errno));
 	for (;;) {
 		strbuf_grow(&sb, 8192);
 		n = fread(sb.buf + sb.len, 1, sb.alloc - sb.len - 1, f);

@@ -205,7 +205,8 @@ struct db_driver {
 	 * readiness, TIMEOUT when the timer fired); 0 means unknown, and the
 	 * driver assumes the events it last asked for.  Returns 1 and sets
 	 * *want while the statement is still running, 0 when its result can
-	 * be taken, or a negative error.
+	 * be taken, or a negative error.  A failed connection ends the
+	 * statement: consume then returns 0 and take reports the error.
 	 */
 	int (*consume)(struct db_conn *conn, int *want, struct dbphase_error *err);
 	/* Take the finished statement's result (or error); *res may be NULL. */

@@ -57,7 +57,6 @@
 extern const struct db_driver db_mysql_driver;
 
 #define MDB_MIN_MARIADB		100500	/* 10.5 */
-#define MDB_MIN_MYSQL		80000	/* 8.0 */
 #define MDB_CONNECT_TIMEOUT_S	10
 #define MDB_CANCEL_TIMEOUT_S	5
 #define MDB_LOCK_NAME_MAX	64	/* GET_LOCK's limit on MySQL 5.7+ */
@@ -328,10 +327,14 @@ mdb_set_options(MYSQL *handle, const struct db_url *url, unsigned max_timeout_s,
 			rc = mysql_options(handle, MYSQL_OPT_SSL_KEY, val);
 			*tls = true;
 		} else {
-			return err_setf(err, DBPHASE_EBADINPUT,
-					"unknown MariaDB URL parameter '%s' (known: unix_socket, "
-					"connect_timeout, charset, ssl, ssl_ca, ssl_cert, ssl_key, "
-					"ssl_verify_cert)", key);
+			/*
+			 * SQLAlchemy and OpenStack URLs carry parameters meant
+			 * for other drivers or for the application itself
+			 * (plugin=dbcounter, read_default_group, binary_prefix):
+			 * they do not concern this connection, so an existing
+			 * service config file works as it is.
+			 */
+			continue;
 		}
 		if (rc)
 			return err_setf(err, DBPHASE_EBADINPUT,
@@ -415,7 +418,19 @@ mdb_check_version(struct mdb_conn *c, struct dbphase_error *err)
 	c->base.server_version = (int)v;
 	c->base.server_version_text = xstrdup(info ? info : "");
 	c->is_mariadb = info && strstr(info, "MariaDB");
-	min = c->is_mariadb ? MDB_MIN_MARIADB : MDB_MIN_MYSQL;
+	/*
+	 * The catalog's SQL for this backend is MariaDB's (ADD COLUMN IF NOT
+	 * EXISTS, CREATE INDEX IF NOT EXISTS, DROP INDEX IF EXISTS ... ON,
+	 * sequence tables in tests): MySQL lacks parts of it, and no MySQL
+	 * server was available to test with, so it is refused plainly.
+	 */
+	if (!c->is_mariadb)
+		return err_setf(err, DBPHASE_EUNSUPPORTED,
+				"MySQL %s found; dbphase supports MariaDB %d.%d or newer on this "
+				"backend (its SQL uses MariaDB's IF [NOT] EXISTS forms)",
+				c->base.server_version_text, MDB_MIN_MARIADB / 10000,
+				MDB_MIN_MARIADB / 100 % 100);
+	min = MDB_MIN_MARIADB;
 	if (v >= min)
 		return 0;
 	return err_setf(err, DBPHASE_EUNSUPPORTED,

@@ -183,15 +183,16 @@ MDB_TEST(wrong_password_masked)
 	strbuf_release(&sb);
 }
 
-MDB_TEST(unknown_url_parameter_refused)
+MDB_TEST(url_parameters_of_other_tools_are_ignored_bad_values_refused)
 {
 	struct dbphase_error err = DBPHASE_ERROR_INIT;
 	struct db_conn *conn = NULL;
-	char *url = url_with(db.url, "ssl_kaa=/etc/ca.pem");
+	/* devstack's and SQLAlchemy's own parameters: an OpenStack config works as is. */
+	char *url = url_with(db.url, "plugin=dbcounter&read_default_group=keystone&charset=utf8");
 
-	cr_assert_eq(try_connect(url, &conn, &err), DBPHASE_EBADINPUT);
-	cr_assert_not_null(strstr(err.message, "ssl_kaa"), "%s", err.message);
-	err_release(&err);
+	cr_assert_eq(try_connect(url, &conn, &err), 0, "%s", err.message);
+	db_close(conn);
+	conn = NULL;
 	free(url);
 
 	/* TLS demanded from a server without it: refused, not silently clear. */

@@ -336,8 +336,8 @@ Test(config, missing_file)
 	char *path = xasprintf("%s/nope.conf", dir), *want;
 
 	config_init(&cfg);
-	cr_assert_eq(config_load_file(&cfg, path, &err), DBPHASE_EIO);
-	want = xasprintf("cannot read '%s': No such file or directory", path);
+	cr_assert_eq(config_load_file(&cfg, path, &err), DBPHASE_EBADINPUT);
+	want = xasprintf("cannot read config file '%s': No such file or directory", path);
 	cr_assert_str_eq(err.message, want);
 	free(want);
 	free(path);
