@@ -40,11 +40,12 @@ CREATE TABLE IF NOT EXISTS dbphase_progress (
   PRIMARY KEY (repository, step_id, chunk)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 CREATE TABLE IF NOT EXISTS dbphase_nodes (
-  name varchar(255) PRIMARY KEY,
+  name varchar(255) NOT NULL,
   repository varchar(255) NOT NULL,
   schema_version bigint NOT NULL,
   registered_at bigint NOT NULL,
-  heartbeat_at bigint NOT NULL
+  heartbeat_at bigint NOT NULL,
+  PRIMARY KEY (repository, name)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 CREATE TABLE IF NOT EXISTS dbphase_history (
   id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY,

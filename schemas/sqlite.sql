@@ -40,11 +40,12 @@ CREATE TABLE IF NOT EXISTS dbphase_progress (
   PRIMARY KEY (repository, step_id, chunk)
 );
 CREATE TABLE IF NOT EXISTS dbphase_nodes (
-  name TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
   repository TEXT NOT NULL,
   schema_version INTEGER NOT NULL,
   registered_at INTEGER NOT NULL,
-  heartbeat_at INTEGER NOT NULL
+  heartbeat_at INTEGER NOT NULL,
+  PRIMARY KEY (repository, name)
 );
 CREATE TABLE IF NOT EXISTS dbphase_history (
   id INTEGER PRIMARY KEY AUTOINCREMENT,

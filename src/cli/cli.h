@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/repo.h"
+#include "cli/progress.h"
 #include "core/url.h"
 #include "drivers/driver.h"
 #include "plan/catalog.h"
@@ -70,7 +71,7 @@ struct cli {
 	const char *command;		/* the command's canonical name */
 	volatile sig_atomic_t stop;	/* set by SIGINT/SIGTERM */
 	bool progress_tty;		/* stderr is a terminal: live progress */
-	double progress_last;		/* when the last progress line was printed */
+	struct progress progress;
 };
 
 struct cli_command {
@@ -116,6 +117,7 @@ int cmd_db_sync(struct cli *cli, int argc, char **argv);
 int cmd_upgrade(struct cli *cli, int argc, char **argv);
 int cmd_downgrade(struct cli *cli, int argc, char **argv);
 int cmd_db_version(struct cli *cli, int argc, char **argv);
+int cmd_version(struct cli *cli, int argc, char **argv);
 int cmd_version_control(struct cli *cli, int argc, char **argv);
 int cmd_goto(struct cli *cli, int argc, char **argv);
 int cmd_stamp(struct cli *cli, int argc, char **argv);

@@ -1,10 +1,12 @@
 /*
  * cli/cmd_node.c - `dbphase node`: application nodes say which schema
  * version their code needs, and keep saying it; contract waits for them.
+ * A node is live while its last heartbeat is younger than node_ttl_s.
  */
 #include "config.h"
 
 #include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,6 +59,19 @@ cmd_node(struct cli *cli, int argc, char **argv)
 	}
 	if ((rc = cli_open_state(cli)) < 0 || (rc = state_ensure_tables(&cli->st, &cli->err)) < 0)
 		return rc;
+	/*
+	 * A changed migration file stops every schema change, and a listing.
+	 * Writes to the registry go on, loudly: a node whose heartbeat were
+	 * refused would look gone after node_ttl_s, and contract would stop
+	 * waiting for it.
+	 */
+	if ((rc = machine_check(&cli->st, &cli->repo, &cli->err)) < 0) {
+		if (strcmp(sub, "list") == 0)
+			return rc;
+		fprintf(stderr, "dbphase: warning: %s\n", cli->err.message);
+		err_release(&cli->err);
+		rc = 0;
+	}
 	if (strcmp(sub, "register") == 0) {
 		rc = state_node_register(&cli->st, name, version, &cli->err);
 		if (rc == 0 && cli->format == CLI_TEXT)

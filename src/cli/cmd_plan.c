@@ -117,7 +117,9 @@ cmd_plan(struct cli *cli, int argc, char **argv)
 		if ((rc = cli_load_plan(cli, backend)) < 0)
 			return rc;
 	} else {
-		if ((rc = cli_open_state(cli)) < 0 || (rc = state_read(&cli->st, &v, &cli->err)) < 0)
+		if ((rc = cli_open_state(cli)) < 0 ||
+		    (rc = machine_check(&cli->st, &cli->repo, &cli->err)) < 0 ||
+		    (rc = state_read(&cli->st, &v, &cli->err)) < 0)
 			return rc;
 		backend = cli->url.backend;
 	}

@@ -17,45 +17,51 @@ static const char *const next_action[] = {
 	[0] = "none: up to date", [2] = "expand", [3] = "migrate", [4] = "contract",
 };
 
-struct progress_row {
-	char *step_id;
-	uint64_t done;
-	uint64_t total;
-	bool finished;
-};
-
+/*
+ * Backfill progress, one entry per step: a step's chunks (disjoint key
+ * ranges walked at once) are summed.
+ */
 static int
 read_progress(struct cli *cli, json_t *arr, bool text)
 {
 	struct db_param p = DB_TEXT(cli->st.repo);
 	struct db_result *res;
-	size_t i;
+	size_t i, j;
 	int rc;
 
-	rc = db_query(cli->conn, "SELECT step_id, rows_done, rows_total, done, updated_at "
+	rc = db_query(cli->conn, "SELECT step_id, rows_done, rows_total, done "
 		      "FROM dbphase_progress WHERE repository = $1 ORDER BY step_id, chunk",
 		      &p, 1, &res, &cli->err);
 	if (rc < 0)
 		return rc;
-	for (i = 0; i < res->n_rows; i++) {
-		const char *done = db_result_value(res, i, 3);
-		bool finished = done && (strcmp(done, "1") == 0 || strcmp(done, "t") == 0);
+	for (i = 0; i < res->n_rows; i = j) {
+		const char *step = db_result_value(res, i, 0);
 		const char *total = db_result_value(res, i, 2);
+		long long rows = 0;
+		bool finished = true;
+		size_t chunks = 0;
 
+		for (j = i; j < res->n_rows && strcmp(db_result_value(res, j, 0), step) == 0; j++) {
+			const char *done = db_result_value(res, j, 3);
+
+			rows += strtoll(db_result_value(res, j, 1), NULL, 10);
+			finished = finished && done && (strcmp(done, "1") == 0 ||
+							strcmp(done, "t") == 0);
+			chunks++;
+		}
 		if (arr) {
 			json_t *o = json_object();
 
-			json_object_set_new(o, "step", json_string(db_result_value(res, i, 0)));
-			json_object_set_new(o, "rows_done",
-					    json_integer(strtoll(db_result_value(res, i, 1), NULL, 10)));
+			json_object_set_new(o, "step", json_string(step));
+			json_object_set_new(o, "rows_done", json_integer(rows));
 			json_object_set_new(o, "rows_estimated",
 					    total ? json_integer(strtoll(total, NULL, 10)) : json_null());
+			json_object_set_new(o, "chunks", json_integer((json_int_t)chunks));
 			json_object_set_new(o, "finished", json_boolean(finished));
 			json_array_append_new(arr, o);
 		}
 		if (text)
-			printf("  %-20s %s rows of ~%s%s\n", db_result_value(res, i, 0),
-			       db_result_value(res, i, 1), total ? total : "?",
+			printf("    %-20s %lld rows of ~%s%s\n", step, rows, total ? total : "?",
 			       finished ? " (done)" : " (in progress or interrupted)");
 	}
 	db_result_free(res);
@@ -74,7 +80,8 @@ status_one(struct cli *cli, json_t *obj)
 	bool exist, text = obj == NULL;
 	int rc, next;
 
-	if ((rc = state_tables_exist(&cli->st, &exist, &cli->err)) < 0 ||
+	if ((rc = machine_check(&cli->st, &cli->repo, &cli->err)) < 0 ||
+	    (rc = state_tables_exist(&cli->st, &exist, &cli->err)) < 0 ||
 	    (rc = state_read(&cli->st, &v, &cli->err)) < 0)
 		return rc;
 	next = machine_next(&v, latest);
@@ -198,6 +205,7 @@ cmd_status(struct cli *cli, int argc, char **argv)
 		json_object_set_new(doc, "server_version",
 				    json_string(cli->conn->server_version_text ?
 						cli->conn->server_version_text : ""));
+		json_object_set_new(doc, "node_ttl_s", json_integer(cli->cfg.node_ttl_s));
 		free(masked);
 	} else {
 		char *masked = db_url_mask(cli->url_text);
@@ -230,7 +238,7 @@ cmd_status(struct cli *cli, int argc, char **argv)
 			json_decref(o);
 			break;
 		}
-		key = xasprintf("%s/%s", saved_repo.id, extensions[i]);
+		key = repo_state_key(&ext);
 		state_init(&st, cli->conn, key, ext.version_table);
 		cli->repo = ext;
 		cli->st = st;
@@ -262,8 +270,12 @@ cmd_validate(struct cli *cli, int argc, char **argv)
 	};
 	struct state_versions v;
 	struct machine_opts o;
-	bool repair = false;
-	size_t i, bad = 0;
+	const struct migration *first_bad = NULL;
+	int64_t *versions = NULL;
+	char **sums = NULL;
+	json_t *doc = NULL, *files = NULL;
+	bool repair = false, exist;
+	size_t i, k, n = 0, bad = 0;
 	int c, rc;
 
 	optind = 0;
@@ -282,38 +294,68 @@ cmd_validate(struct cli *cli, int argc, char **argv)
 		if ((rc = machine_repair(&cli->st, &cli->repo, &o, &cli->err)) < 0)
 			return rc;
 	}
-	if ((rc = state_read(&cli->st, &v, &cli->err)) < 0)
+	if ((rc = state_tables_exist(&cli->st, &exist, &cli->err)) < 0 ||
+	    (rc = state_read(&cli->st, &v, &cli->err)) < 0 ||
+	    (exist && (rc = state_checksums_list(&cli->st, &versions, &sums, &n, &cli->err)) < 0))
 		return rc;
+	if (cli->format == CLI_JSON) {
+		doc = json_object();
+		files = json_array();
+	}
 	for (i = 0; i < cli->repo.n_migrations; i++) {
 		const struct migration *m = &cli->repo.migrations[i];
-		char *sum = NULL;
-		const char *verdict;
+		const char *sum = NULL, *verdict;
 
-		if (m->version > v.expand) {
-			verdict = "not applied yet";
+		for (k = 0; k < n; k++)
+			if (versions[k] == m->version)
+				sum = sums[k];
+		if (sum && strcmp(sum, m->checksum) != 0) {
+			verdict = "changed";
+			if (bad++ == 0)
+				first_bad = m;
+		} else if (sum) {
+			verdict = m->version > v.expand ? "ok (partly applied)" : "ok";
 		} else {
-			if ((rc = state_checksum_get(&cli->st, m->version, &sum, &cli->err)) < 0)
-				return rc;
-			verdict = sum == NULL ? "applied, no checksum recorded" :
-				  strcmp(sum, m->checksum) == 0 ? "ok" : "CHANGED since applied";
-			if (sum && strcmp(sum, m->checksum) != 0)
-				bad++;
+			verdict = m->version > v.expand ? "not applied yet" :
+				  "applied, no checksum recorded";
 		}
-		if (cli->format == CLI_TEXT)
-			printf("%-40s version %-4lld %s\n", m->path, (long long)m->version, verdict);
-		free(sum);
-	}
-	if (bad)
-		return err_setf(&cli->err, DBPHASE_ECHECKSUM,
-				"%zu applied migration file%s changed on disk; restore %s or run "
-				"'dbphase validate --repair' to accept the change", bad,
-				bad == 1 ? "" : "s", bad == 1 ? "it" : "them");
-	if (cli->format == CLI_JSON) {
-		json_t *doc = json_object();
+		if (files) {
+			json_t *f = json_object();
 
+			json_object_set_new(f, "path", json_string(m->path));
+			json_object_set_new(f, "version", json_integer(m->version));
+			json_object_set_new(f, "checksum", json_string(m->checksum));
+			json_object_set_new(f, "recorded", sum ? json_string(sum) : json_null());
+			json_object_set_new(f, "verdict", json_string(verdict));
+			json_array_append_new(files, f);
+		} else {
+			printf("%-40s version %-4lld %s\n", m->path, (long long)m->version,
+			       strcmp(verdict, "changed") == 0 ? "CHANGED since it was applied" :
+			       verdict);
+		}
+	}
+	for (k = 0; k < n; k++)
+		if (repo_migration(&cli->repo, versions[k]) == NULL && bad++ == 0 && rc == 0)
+			rc = err_setf(&cli->err, DBPHASE_ECHECKSUM,
+				      "version %lld was applied but repository '%s' has no file for "
+				      "it any more: restore the file", (long long)versions[k],
+				      cli->repo.dir);
+	if (doc) {
 		json_object_set_new(doc, "repository", json_string(cli->st.repo));
-		json_object_set_new(doc, "ok", json_true());
+		json_object_set_new(doc, "ok", json_boolean(bad == 0));
+		json_object_set_new(doc, "files", files);
 		cli_print_json(doc);
 	}
-	return 0;
+	if (first_bad && rc == 0)
+		rc = err_setf(&cli->err, DBPHASE_ECHECKSUM,
+			      "%s (version %lld) changed on disk since it was applied%s; restore "
+			      "%s or run 'dbphase validate --repair' to accept the change",
+			      first_bad->path, (long long)first_bad->version,
+			      bad > 1 ? " (and others)" : "",
+			      bad == 1 ? "it" : "them");
+	for (k = 0; k < n; k++)
+		free(sums[k]);
+	free(sums);
+	free(versions);
+	return rc;
 }

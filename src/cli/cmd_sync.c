@@ -233,7 +233,7 @@ cmd_downgrade(struct cli *cli, int argc, char **argv)
 	    (rc = cli_open_state(cli)) < 0)
 		return rc;
 	cli_machine_opts(cli, &o, "downgrade");
-	return machine_downgrade(&cli->st, &cli->repo, target, &o, &cli->err);
+	return machine_downgrade(&cli->st, &cli->repo, &cli->plan, target, &o, &cli->err);
 }
 
 int
@@ -247,7 +247,8 @@ cmd_db_version(struct cli *cli, int argc, char **argv)
 		return rc;
 	if (argc > 1)
 		return cli_usage_error(cli, "db_version takes no arguments");
-	if ((rc = cli_open_state(cli)) < 0 || (rc = state_read(&cli->st, &v, &cli->err)) < 0)
+	if ((rc = cli_open_state(cli)) < 0 || (rc = machine_check(&cli->st, &cli->repo, &cli->err)) < 0 ||
+	    (rc = state_read(&cli->st, &v, &cli->err)) < 0)
 		return rc;
 	if (cli->format == CLI_JSON) {
 		json_t *o = json_object();
@@ -265,6 +266,27 @@ cmd_db_version(struct cli *cli, int argc, char **argv)
 	} else {
 		printf("%lld (expand %lld, migrate %lld, contract %lld)\n", (long long)v.contract,
 		       (long long)v.expand, (long long)v.migrate, (long long)v.contract);
+	}
+	return 0;
+}
+
+int
+cmd_version(struct cli *cli, int argc, char **argv)
+{
+	int rc;
+
+	if (argc > 1)
+		return cli_usage_error(cli, "version takes no arguments");
+	if ((rc = cli_load_repo(cli)) < 0)
+		return rc;
+	if (cli->format == CLI_JSON) {
+		json_t *o = json_object();
+
+		json_object_set_new(o, "repository", json_string(cli->repo.id));
+		json_object_set_new(o, "latest", json_integer(repo_latest(&cli->repo)));
+		cli_print_json(o);
+	} else {
+		printf("%lld\n", (long long)repo_latest(&cli->repo));
 	}
 	return 0;
 }
@@ -288,6 +310,7 @@ stamp_to(struct cli *cli, int64_t version, const char *command)
 int
 cmd_version_control(struct cli *cli, int argc, char **argv)
 {
+	struct state_versions v;
 	int64_t version = 0;
 	int rc, c;
 
@@ -300,6 +323,15 @@ cmd_version_control(struct cli *cli, int argc, char **argv)
 		return rc;
 	if (argc == 2 && (rc = cli_parse_version(cli, argv[1], &version)) < 0)
 		return rc;
+	/* As sqlalchemy-migrate: only a database not yet under version control. */
+	if ((rc = cli_open_state(cli)) < 0 || (rc = state_read(&cli->st, &v, &cli->err)) < 0)
+		return rc;
+	if (v.exists)
+		return err_setf(&cli->err, DBPHASE_EREFUSED,
+				"version_control refused: repository '%s' is already under version "
+				"control (expand %lld, migrate %lld, contract %lld); use goto or "
+				"stamp to set another version", cli->st.repo, (long long)v.expand,
+				(long long)v.migrate, (long long)v.contract);
 	return stamp_to(cli, version, "version_control");
 }
 
@@ -360,7 +392,7 @@ cmd_create_schema(struct cli *cli, int argc, char **argv)
 		return rc;
 	if (argc > 1)
 		return cli_usage_error(cli, "create_schema takes no arguments");
-	if ((rc = cli_open_state(cli)) < 0)
+	if ((rc = cli_open_state(cli)) < 0 || (rc = machine_check(&cli->st, &cli->repo, &cli->err)) < 0)
 		return rc;
 	latest = repo_latest(&cli->repo);
 	if (latest == 0)

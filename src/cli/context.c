@@ -120,8 +120,7 @@ cli_open_state(struct cli *cli)
 		return 0;
 	if ((rc = cli_connect(cli)) < 0)
 		return rc;
-	key = cli->repo.extension ? xasprintf("%s/%s", cli->repo.id, cli->repo.extension)
-				  : xstrdup(cli->repo.id);
+	key = repo_state_key(&cli->repo);
 	state_init(&cli->st, cli->conn, key, cli->repo.version_table);
 	free(key);
 	cli->have_state = true;
@@ -146,6 +145,7 @@ cli_release(struct cli *cli)
 		db_url_release(&cli->url);
 	if (cli->have_cfg)
 		config_release(&cli->cfg);
+	progress_release(&cli->progress);
 	for (i = 0; i < cli->n_config_files; i++)
 		free(cli->config_files[i]);
 	for (i = 0; i < cli->n_overrides; i++)
@@ -243,7 +243,7 @@ print_json_line(json_t *obj)
 
 static const char *const event_names[] = {
 	"phase_start", "already_done", "step_start", "step_done", "step_skipped",
-	"progress", "version_done", "phase_done", "warning",
+	"progress", "version_done", "phase_done", "warning", "step_undone",
 };
 
 static void
@@ -287,48 +287,11 @@ event_json(const struct machine_event *ev)
 	}
 	if (ev->kind == MACHINE_PHASE_DONE)
 		json_object_set_new(o, "seconds", json_real(ev->seconds));
+	if (ev->downgrade)
+		json_object_set_new(o, "downgrade", json_true());
 	if (ev->message)
 		json_object_set_new(o, "message", json_string(ev->message));
 	print_json_line(o);
-}
-
-static double
-wall_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Live progress: a bar on a terminal, else a line every 5 seconds. */
-static void
-event_progress(struct cli *cli, const struct machine_event *ev)
-{
-	double now = wall_s();
-	double pct = ev->rows_total ? 100.0 * (double)ev->rows_done / (double)ev->rows_total : 0;
-	char *id;
-
-	if (cli->progress_last == 0)
-		cli->progress_last = now;	/* the first line comes after 5 seconds */
-	if (!cli->progress_tty && now - cli->progress_last < 5)
-		return;
-	if (pct > 100)
-		pct = 100;
-	id = plan_step_id(ev->step);
-	if (cli->progress_tty) {
-		int filled = (int)(pct / 5);
-
-		fprintf(stderr, "\r  %s %-14s [%.*s%*s] %llu/%llu rows %5.1f%%", id, ev->step->table,
-			filled, "####################", 20 - filled, "",
-			(unsigned long long)ev->rows_done, (unsigned long long)ev->rows_total, pct);
-		fflush(stderr);
-	} else {
-		fprintf(stderr, "  %s %s: %llu of ~%llu rows (%.0f%%)\n", id, ev->step->table,
-			(unsigned long long)ev->rows_done, (unsigned long long)ev->rows_total, pct);
-		cli->progress_last = now;
-	}
-	free(id);
 }
 
 void
@@ -345,20 +308,24 @@ cli_print_event(void *arg, const struct machine_event *ev)
 	}
 	switch (ev->kind) {
 	case MACHINE_PHASE_START:
-		printf("%s: %lld -> %lld\n", phase_name(ev->phase), (long long)ev->from,
-		       (long long)ev->to);
+		progress_clear(&cli->progress);
+		printf("%s: %lld -> %lld\n", ev->downgrade ? "downgrade" : phase_name(ev->phase),
+		       (long long)ev->from, (long long)ev->to);
 		break;
 	case MACHINE_ALREADY_DONE:
-		printf("%s: already at %lld, nothing to do\n", phase_name(ev->phase),
-		       (long long)ev->from);
+		if (ev->downgrade)
+			printf("downgrade: expand is at %lld, nothing above %lld to undo\n",
+			       (long long)ev->from, (long long)ev->to);
+		else
+			printf("%s: already at %lld, nothing to do\n", phase_name(ev->phase),
+			       (long long)ev->from);
 		break;
 	case MACHINE_STEP_START:
-		if (cli->progress_tty)
-			fprintf(stderr, "  %s %s ...\r", id, s->op_kind);
+		if (s->action == STEP_BACKFILL)
+			progress_start(&cli->progress, id, s->table);
 		break;
 	case MACHINE_STEP_DONE:
-		if (cli->progress_tty)
-			fprintf(stderr, "\r\033[K");
+		progress_finish(&cli->progress, id);
 		printf("  %-18s %-15s %-28.28s %7.3f s", id, s->op_kind,
 		       s->table ? s->table : "", ev->result->seconds);
 		if (s->action == STEP_BACKFILL)
@@ -369,18 +336,25 @@ cli_print_event(void *arg, const struct machine_event *ev)
 		printf("\n      %s\n", s->reason);
 		break;
 	case MACHINE_STEP_SKIPPED:
-		printf("  %-18s %-15s already done by an earlier run\n", id, s->op_kind);
+		printf("  %-18s %-15s %s\n", id, s->op_kind,
+		       ev->message ? ev->message : "already done by an earlier run");
+		break;
+	case MACHINE_STEP_UNDONE:
+		printf("  %-18s %-15s %s (%.3f s)\n", id, s->op_kind,
+		       ev->message ? ev->message : "undone", ev->result->seconds);
 		break;
 	case MACHINE_PROGRESS:
-		event_progress(cli, ev);
+		progress_update(&cli->progress, id, ev->rows_done, ev->rows_total);
 		break;
 	case MACHINE_VERSION_DONE:
 		break;
 	case MACHINE_PHASE_DONE:
-		printf("%s: done, now at %lld (%.2f s)\n", phase_name(ev->phase),
-		       (long long)ev->to, ev->seconds);
+		printf("%s: done, now at %lld (%.2f s)\n",
+		       ev->downgrade ? "downgrade" : phase_name(ev->phase), (long long)ev->to,
+		       ev->seconds);
 		break;
 	case MACHINE_WARNING:
+		progress_clear(&cli->progress);
 		fprintf(stderr, "dbphase: warning: %s\n", ev->message);
 		break;
 	}

@@ -36,13 +36,18 @@ const struct cli_command cli_commands[] = {
 	  "undo the expand steps of versions above VERSION not yet contracted",
 	  "  below the last contracted version dbphase refuses: restore from backup\n",
 	  cmd_downgrade },
-	{ "db_version", "version|db version|database version|current", "",
+	{ "db_version", "db version|database version|current", "",
 	  "print the expanded, migrated and contracted versions",
 	  "  prints the contracted version first, as the seed tools do, then all three\n",
 	  cmd_db_version },
+	{ "version", "", "",
+	  "print the latest version in the repository (sqlalchemy-migrate's version)",
+	  "  reads only the repository; db_version gives the database's versions\n",
+	  cmd_version },
 	{ "version_control", "database version_control|version-control", "[VERSION]",
 	  "put an existing database under dbphase at VERSION (default 0), running nothing",
-	  "", cmd_version_control },
+	  "  refused when the database is already under version control: use goto\n",
+	  cmd_version_control },
 	{ "goto", "database goto", "VERSION",
 	  "set every phase to VERSION without running migrations (recorded in history)",
 	  "", cmd_goto },
@@ -261,6 +266,7 @@ parse_globals(struct cli *cli, int argc, char **argv, const struct cli_command *
 	bool help = false;
 
 	*cmd = NULL;
+	*cargv = rest;		/* main frees it, also after an error here */
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const struct option *o = NULL;
@@ -400,15 +406,14 @@ main(int argc, char **argv)
 	int cargc = 0, rc, code;
 
 	cli.progress_tty = isatty(STDERR_FILENO);
+	progress_init(&cli.progress, cli.progress_tty);
 	rc = parse_globals(&cli, argc, argv, &cmd, &cargc, &cargv);
 	if (rc == 1) {
 		cli_release(&cli);
 		return 0;
 	}
-	if (rc == 0 && cmd == NULL) {
-		print_usage(stderr);
-		rc = err_setf(&cli.err, DBPHASE_EUSAGE, "no command given");
-	}
+	if (rc == 0 && cmd == NULL)
+		rc = err_setf(&cli.err, DBPHASE_EUSAGE, "no command given; see 'dbphase --help'");
 	if (rc == 0) {
 		char **args = xcalloc((size_t)cargc + 2, sizeof(char *));
 
@@ -416,6 +421,8 @@ main(int argc, char **argv)
 		sa.sa_handler = on_signal;
 		sigaction(SIGINT, &sa, NULL);
 		sigaction(SIGTERM, &sa, NULL);
+		/* A closed pipe on stdout must not kill a phase half way: writes fail instead. */
+		signal(SIGPIPE, SIG_IGN);
 		stop_flag = &cli.stop;
 		cli.command = cmd->name;
 		/* A command sees itself as argv[0], as getopt expects. */
@@ -433,6 +440,8 @@ main(int argc, char **argv)
 				cli.err.sqlstate[0] ? ", SQLSTATE " : "", cli.err.sqlstate);
 		if (rc == DBPHASE_EUSAGE && cmd)
 			fprintf(stderr, "usage: dbphase %s %s\n", cmd->name, cmd->args);
+		else if (rc == DBPHASE_EUSAGE)
+			fprintf(stderr, "usage: dbphase [global options] COMMAND [options] [args]\n");
 	}
 	free(cargv);
 	cli_release(&cli);

@@ -587,6 +587,21 @@ repo_load(struct repo *repo, const char *dir, const char *extension,
 	repo->version_table = xstrdup(REPO_DEFAULT_VERSION_TABLE);
 	if ((rc = load_repository_yaml(repo, err)) < 0)
 		goto out;
+	if (extension != NULL) {
+		/* The main repository's id names the extension's state row. */
+		struct repo main_repo;
+
+		memset(&main_repo, 0, sizeof(main_repo));
+		main_repo.dir = top;
+		main_repo.id = default_id(top);
+		main_repo.version_table = xstrdup(REPO_DEFAULT_VERSION_TABLE);
+		rc = load_repository_yaml(&main_repo, err);
+		repo->parent_id = main_repo.id;
+		free(main_repo.version_table);
+		free(main_repo.extension);
+		if (rc < 0)
+			goto out;
+	}
 
 	repo->migrations = xcalloc(n_files ? n_files : 1, sizeof(*repo->migrations));
 	for (i = 0; i < n_files; i++) {
@@ -635,6 +650,7 @@ repo_release(struct repo *repo)
 	free(repo->dir);
 	free(repo->id);
 	free(repo->extension);
+	free(repo->parent_id);
 	free(repo->version_table);
 	free(repo->phases_dir);
 	memset(repo, 0, sizeof(*repo));
@@ -658,4 +674,12 @@ repo_migration(const struct repo *repo, int64_t version)
 		return NULL;
 	m = &repo->migrations[version - 1];
 	return m->version == version ? m : NULL;
+}
+
+char *
+repo_state_key(const struct repo *repo)
+{
+	if (repo->extension)
+		return xasprintf("%s/%s", repo->parent_id ? repo->parent_id : "", repo->extension);
+	return xstrdup(repo->id);
 }

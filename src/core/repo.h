@@ -42,6 +42,7 @@ struct repo {
 	char *dir;			/* owned */
 	char *id;			/* repository.yaml id, default: folder name; owned */
 	char *extension;		/* NULL for the main repository; owned */
+	char *parent_id;		/* an extension's: the main repository's id; owned */
 	char *version_table;		/* default "dbphase_version"; owned */
 	char *phases_dir;		/* DIR/phases if it exists, else NULL; owned */
 	struct migration *migrations;	/* sorted by version, 1..n */
@@ -59,6 +60,13 @@ int repo_load(struct repo *repo, const char *dir, const char *extension,
 	      struct dbphase_error *err);
 
 void repo_release(struct repo *repo);
+
+/*
+ * The repository's key in the version table: its id, or "MAIN/NAME" for
+ * extension NAME of repository MAIN, so that an extension has a row of its
+ * own.  Caller frees.
+ */
+char *repo_state_key(const struct repo *repo);
 
 /* The latest version on disk (0 for an empty repository). */
 int64_t repo_latest(const struct repo *repo);

@@ -7,8 +7,10 @@
 
 #include "exec/exec.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "core/strbuf.h"
@@ -126,6 +128,51 @@ record_job(struct db_conn *conn, const struct exec_job *job,
 	return rc;
 }
 
+/* Whether sql is a data change (or a read), which commits only with its transaction. */
+static bool
+is_dml(const char *sql)
+{
+	static const char *const verbs[] = { "INSERT", "UPDATE", "DELETE", "SELECT", "REPLACE",
+					     "WITH", NULL };
+	const char *const *v;
+
+	for (;;) {
+		while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r')
+			sql++;
+		if (sql[0] == '-' && sql[1] == '-') {
+			sql = strchr(sql, '\n');
+			if (sql == NULL)
+				return false;
+			continue;
+		}
+		break;
+	}
+	for (v = verbs; *v; v++)
+		if (strncasecmp(sql, *v, strlen(*v)) == 0 &&
+		    !isalnum((unsigned char)sql[strlen(*v)]) && sql[strlen(*v)] != '_')
+			return true;
+	return false;
+}
+
+/*
+ * Whether the job's statements can commit together with its record: DDL
+ * can where the backend makes it transactional; data changes always can.
+ */
+static bool
+job_in_one_transaction(struct db_conn *conn, const struct exec_job *job)
+{
+	size_t i;
+
+	if (!job->atomic)
+		return false;
+	if (exec_transactional_ddl(conn))
+		return true;
+	for (i = 0; i < job->n_sql; i++)
+		if (!is_dml(job->sql[i]))
+			return false;
+	return true;
+}
+
 static int
 run_sql_job(struct db_conn *conn, const struct exec_job *job, const struct exec_opts *o,
 	    const struct exec_hooks *h, struct exec_result *res, struct dbphase_error *err)
@@ -133,7 +180,7 @@ run_sql_job(struct db_conn *conn, const struct exec_job *job, const struct exec_
 	size_t i;
 	int attempt, rc = 0;
 
-	if (job->atomic && exec_transactional_ddl(conn)) {
+	if (job_in_one_transaction(conn, job)) {
 		for (attempt = 1;; attempt++) {
 			rc = sql_job_atomic(conn, job, h, err);
 			if (rc == 0 || !is_retryable(err) || attempt > o->max_retries ||
@@ -181,6 +228,17 @@ run_rebuild_job(struct db_conn *conn, const struct exec_job *job, const struct e
 	}
 }
 
+/* A retry that a signal cut short is an interruption, not a lock failure. */
+static int
+interrupted_retry(const struct exec_opts *o, int rc, struct dbphase_error *err)
+{
+	if (rc >= 0 || !stopped(o) || !is_retryable(err))
+		return rc;
+	err_prefixf(err, "stopped by a signal while waiting to retry");
+	err->code = DBPHASE_EINTERRUPTED;
+	return DBPHASE_EINTERRUPTED;
+}
+
 int
 exec_job_run(struct db_conn *conn, const struct exec_job *job, const struct exec_opts *o,
 	     const struct exec_hooks *h, struct exec_result *res, struct dbphase_error *err)
@@ -206,6 +264,7 @@ exec_job_run(struct db_conn *conn, const struct exec_job *job, const struct exec
 	default:
 		rc = err_setf(err, DBPHASE_EERROR, "%s: unknown job kind", job->id);
 	}
+	rc = interrupted_retry(o, rc, err);
 	res->seconds = (now_ms() - started) / 1000.0;
 	return rc;
 }

@@ -1,16 +1,20 @@
 /*
- * state/machine.c - transitions of the phase state machine (see machine.h).
+ * state/machine.c - transitions of the phase state machine (see machine.h):
+ * the gates, running a phase's steps with their records, detecting work a
+ * killed run left unrecorded, stamping, repairing checksums, and downgrade.
  */
 #include "config.h"
 
 #include "state/machine.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
+#include "state/effect.h"
 
 void
 machine_opts_init(struct machine_opts *o)
@@ -54,27 +58,62 @@ int
 machine_verify(struct state *st, const struct repo *repo, const struct state_versions *v,
 	       struct dbphase_error *err)
 {
-	size_t i;
-	int rc = 0;
+	int64_t *versions;
+	char **sums;
+	size_t n, i;
+	int rc;
 
-	for (i = 0; i < repo->n_migrations && rc == 0; i++) {
-		const struct migration *m = &repo->migrations[i];
-		char *sum;
+	if (v->expand > repo_latest(repo))
+		return err_setf(err, DBPHASE_ECHECKSUM,
+				"version %lld is applied (expand is at %lld) but repository '%s' "
+				"ends at version %lld: an applied migration file was removed; "
+				"restore it", (long long)repo_latest(repo) + 1,
+				(long long)v->expand, repo->dir, (long long)repo_latest(repo));
+	if ((rc = state_checksums_list(st, &versions, &sums, &n, err)) < 0)
+		return rc;
+	for (i = 0; i < n && rc == 0; i++) {
+		const struct migration *m = repo_migration(repo, versions[i]);
 
-		if (m->version > v->expand)
-			break;
-		if ((rc = state_checksum_get(st, m->version, &sum, err)) < 0)
-			break;
-		if (sum && strcmp(sum, m->checksum) != 0)
+		if (m == NULL)
+			rc = err_setf(err, DBPHASE_ECHECKSUM,
+				      "version %lld was applied (checksum %.12s...), but repository "
+				      "'%s' has no file for it any more: restore the file",
+				      (long long)versions[i], sums[i], repo->dir);
+		else if (strcmp(sums[i], m->checksum) != 0 && m->version > v->expand)
+			rc = err_setf(err, DBPHASE_ECHECKSUM,
+				      "%s: version %lld is partly applied (an expand stopped in it) "
+				      "and the file changed since (checksum %.12s..., now %.12s...); "
+				      "undo it with 'dbphase downgrade %lld' and expand again, or run "
+				      "'dbphase validate --repair' to resume with the new file",
+				      m->path, (long long)m->version, sums[i], m->checksum,
+				      (long long)v->expand);
+		else if (strcmp(sums[i], m->checksum) != 0)
 			rc = err_setf(err, DBPHASE_ECHECKSUM,
 				      "%s: version %lld was applied from a file with checksum %.12s..., "
 				      "but the file now has %.12s...: an applied migration must not "
 				      "change; restore the file, or run 'dbphase validate --repair' "
 				      "to accept it on purpose",
-				      m->path, (long long)m->version, sum, m->checksum);
-		free(sum);
+				      m->path, (long long)m->version, sums[i], m->checksum);
 	}
+	for (i = 0; i < n; i++)
+		free(sums[i]);
+	free(sums);
+	free(versions);
 	return rc;
+}
+
+int
+machine_check(struct state *st, const struct repo *repo, struct dbphase_error *err)
+{
+	struct state_versions v;
+	bool exist;
+	int rc;
+
+	if ((rc = state_tables_exist(st, &exist, err)) < 0 || !exist)
+		return rc;
+	if ((rc = state_read(st, &v, err)) < 0)
+		return rc;
+	return machine_verify(st, repo, &v, err);
 }
 
 /* Hooks from the executor back into the state tables; job->data is the step_ctx. */
@@ -192,7 +231,59 @@ job_from_step(const struct plan_step *s, struct step_ctx *sc, struct exec_job *j
 	}
 }
 
-/* Run one DDL step unless it is recorded as done. */
+/*
+ * Whether a step without a record already left its whole effect behind.
+ * Where a step commits in one transaction with its record this cannot
+ * happen; where it does not (every DDL statement on MariaDB, a step that
+ * is not atomic such as CREATE INDEX CONCURRENTLY), a run killed after
+ * the step's last statement and before its record did exactly that.  Only
+ * steps whose every statement is understood (state/effect.h) and creates
+ * something the database can be asked about are recognised.
+ */
+static int
+effect_already_there(struct state *st, const struct plan_step *s, bool *there,
+		     struct dbphase_error *err)
+{
+	size_t i, creates = 0;
+	int rc = 0;
+
+	*there = false;
+	if (s->action != STEP_SQL || (s->atomic && exec_transactional_ddl(st->conn)))
+		return 0;
+	for (i = 0; i < s->n_sql && rc == 0; i++) {
+		struct effect e;
+		bool present = true, known = true;
+		enum effect_kind kind;
+
+		effect_parse(s->sql[i], &e);
+		kind = e.kind;
+		if (kind != EFFECT_NONE && kind != EFFECT_UNKNOWN) {
+			rc = effect_present(st->conn, &e, &present, &known, err);
+			creates++;
+		}
+		effect_release(&e);
+		if (kind == EFFECT_UNKNOWN || (rc == 0 && (!known || !present)))
+			return 0;
+	}
+	if (rc == 0)
+		*there = creates > 0;
+	return rc;
+}
+
+/* Record a step whose effect was found in place, in a transaction of its own. */
+static int
+record_found(struct state *st, const char *id, struct dbphase_error *err)
+{
+	int rc = st->conn->drv->begin(st->conn, err);
+
+	if (rc == 0 && (rc = state_step_record(st, id, err)) == 0)
+		rc = st->conn->drv->commit(st->conn, err);
+	else
+		st->conn->drv->rollback(st->conn, &(struct dbphase_error)DBPHASE_ERROR_INIT);
+	return rc;
+}
+
+/* Run one DDL step unless it is recorded as done, or found done. */
 static int
 run_step(struct state *st, const struct plan_step *s, const struct machine_opts *o,
 	 struct dbphase_error *err)
@@ -201,11 +292,20 @@ run_step(struct state *st, const struct plan_step *s, const struct machine_opts 
 	struct exec_job job;
 	struct step_ctx sc = { st, s, o, plan_step_id(s) };
 	struct machine_event ev = { .phase = s->phase, .step = s };
-	bool done;
+	bool done, there;
 	int rc;
 
 	if ((rc = state_step_done(st, sc.id, &done, err)) < 0)
 		goto out;
+	if (!done) {
+		if ((rc = effect_already_there(st, s, &there, err)) < 0 ||
+		    (there && (rc = record_found(st, sc.id, err)) < 0))
+			goto out;
+		if (there)
+			ev.message = "its effect was already in the database (an earlier run "
+				     "stopped before recording it): recorded, not run again";
+		done = there;
+	}
 	if (done) {
 		ev.kind = MACHINE_STEP_SKIPPED;
 		emit(o, &ev);
@@ -303,9 +403,12 @@ record_history(struct state *st, const struct machine_opts *o, const struct stat
 	return rc;
 }
 
-/* Contract gate: live nodes that still need a version below target. */
+/*
+ * Contract gate: live nodes that still need a version below target.  With
+ * --force they are named in a warning and in *forced (for the history).
+ */
 static int
-check_nodes(struct state *st, int64_t target, const struct machine_opts *o,
+check_nodes(struct state *st, int64_t target, const struct machine_opts *o, char **forced,
 	    struct dbphase_error *err)
 {
 	struct state_node *nodes;
@@ -326,28 +429,30 @@ check_nodes(struct state *st, int64_t target, const struct machine_opts *o,
 		rc = err_setf(err, DBPHASE_EREFUSED,
 			      "contract to %lld refused: %zu live node%s still run%s code that needs "
 			      "an older schema: %s; upgrade or retire %s first (dbphase node retire), "
-			      "or wait %d s after their last heartbeat",
+			      "or wait until %s heartbeat is older than %d s (node_ttl_s)",
 			      (long long)target, blocking, blocking == 1 ? "" : "s",
 			      blocking == 1 ? "s" : "", names.buf, blocking == 1 ? "it" : "them",
-			      o->node_ttl_s);
+			      blocking == 1 ? "its" : "their", o->node_ttl_s);
 	} else if (blocking > 0) {
-		struct machine_event ev = { .kind = MACHINE_WARNING };
-		char *msg = xasprintf("--force: contracting although live nodes need an older "
-				      "schema: %s", names.buf);
+		struct machine_event ev = { .kind = MACHINE_WARNING, .phase = PHASE_CONTRACT };
 
-		ev.message = msg;
+		*forced = xasprintf("--force: contracted to %lld although live nodes need an "
+				    "older schema: %s", (long long)target, names.buf);
+		ev.message = *forced;
 		emit(o, &ev);
-		free(msg);
 	}
 	strbuf_release(&names);
 	state_nodes_free(nodes, n);
 	return rc;
 }
 
+/* May phase move to target?  The refusal names what must happen first. */
 static int
 gate(struct state *st, enum phase phase, int64_t target, const struct state_versions *v,
-     const struct machine_opts *o, struct dbphase_error *err)
+     const struct machine_opts *o, char **forced, struct dbphase_error *err)
 {
+	long long t = (long long)target;
+
 	switch (phase) {
 	case PHASE_EXPAND:
 		return 0;
@@ -355,16 +460,19 @@ gate(struct state *st, enum phase phase, int64_t target, const struct state_vers
 		if (v->expand < target)
 			return err_setf(err, DBPHASE_EREFUSED,
 					"migrate to %lld refused: expand is at %lld; run db_sync "
-					"--expand %lld first", (long long)target,
-					(long long)v->expand, (long long)target);
+					"--expand %lld first", t, (long long)v->expand, t);
 		return 0;
 	case PHASE_CONTRACT:
+		if (v->expand < target)
+			return err_setf(err, DBPHASE_EREFUSED,
+					"contract to %lld refused: expand is at %lld and migrate at "
+					"%lld; run db_sync --expand %lld, then db_sync --migrate %lld "
+					"first", t, (long long)v->expand, (long long)v->migrate, t, t);
 		if (v->migrate < target)
 			return err_setf(err, DBPHASE_EREFUSED,
 					"contract to %lld refused: migrate is at %lld; run db_sync "
-					"--migrate %lld first", (long long)target,
-					(long long)v->migrate, (long long)target);
-		return check_nodes(st, target, o, err);
+					"--migrate %lld first", t, (long long)v->migrate, t);
+		return check_nodes(st, target, o, forced, err);
 	}
 	return 0;
 }
@@ -374,6 +482,19 @@ phase_field(struct state_versions *v, enum phase phase)
 {
 	return phase == PHASE_EXPAND ? &v->expand :
 	       phase == PHASE_MIGRATE ? &v->migrate : &v->contract;
+}
+
+/* Record a migration's checksum unless it is recorded (it then matches: verified). */
+static int
+put_checksum(struct state *st, const struct migration *m, struct dbphase_error *err)
+{
+	char *sum;
+	int rc = state_checksum_get(st, m->version, &sum, err);
+
+	if (rc == 0 && sum == NULL)
+		rc = state_checksum_put(st, m->version, m->checksum, err);
+	free(sum);
+	return rc;
 }
 
 static int
@@ -388,12 +509,26 @@ run_versions(struct state *st, const struct repo *repo, const struct plan *plan,
 	for (ver = *phase_field(v, phase) + 1; ver <= target && rc == 0; ver++) {
 		struct machine_event ev = { .kind = MACHINE_VERSION_DONE, .phase = phase, .to = ver };
 
+		/*
+		 * The file's checksum is recorded before its first step runs, so
+		 * that a file edited between a killed run and its resumption is
+		 * caught (machine_verify) rather than resumed with other steps.
+		 */
+		if (phase == PHASE_EXPAND &&
+		    (rc = put_checksum(st, repo_migration(repo, ver), err)) < 0)
+			break;
+
 		for (i = 0; i < plan->n_steps && rc == 0 && !*interrupted; i++) {
 			const struct plan_step *s = &plan->steps[i];
 			size_t n = 0;
 
 			if (s->version != ver || s->phase != phase)
 				continue;
+			/* A signal stops between steps; the records make it resumable. */
+			if (o->exec.stop && *o->exec.stop) {
+				*interrupted = true;
+				break;
+			}
 			if (s->action != STEP_BACKFILL) {
 				rc = run_step(st, s, o, err);
 				continue;
@@ -412,8 +547,6 @@ run_versions(struct state *st, const struct repo *repo, const struct plan *plan,
 		if ((rc = st->conn->drv->begin(st->conn, err)) < 0)
 			break;
 		rc = state_write(st, v, err);
-		if (rc == 0 && phase == PHASE_EXPAND)
-			rc = state_checksum_put(st, ver, repo_migration(repo, ver)->checksum, err);
 		if (rc == 0)
 			rc = st->conn->drv->commit(st->conn, err);
 		else
@@ -433,6 +566,7 @@ machine_phase(struct state *st, const struct repo *repo, const struct plan *plan
 	struct machine_event ev = { .phase = phase, .to = target };
 	double started = now_s();
 	bool interrupted = false;
+	char *forced = NULL;
 	int rc;
 
 	if (target < 1 || target > repo_latest(repo))
@@ -450,7 +584,7 @@ machine_phase(struct state *st, const struct repo *repo, const struct plan *plan
 		emit(o, &ev);
 		goto out;
 	}
-	if ((rc = gate(st, phase, target, &v, o, err)) < 0) {
+	if ((rc = gate(st, phase, target, &v, o, &forced, err)) < 0) {
 		record_history(st, o, &before, &before, "refused", 0, err->message);
 		goto out;
 	}
@@ -458,23 +592,29 @@ machine_phase(struct state *st, const struct repo *repo, const struct plan *plan
 	emit(o, &ev);
 	rc = run_versions(st, repo, plan, phase, target, &v, o, &interrupted, err);
 	ev.seconds = now_s() - started;
+	if (rc == DBPHASE_EINTERRUPTED) {
+		err_release(err);
+		interrupted = true;
+		rc = 0;
+	}
 	if (rc < 0) {
 		record_history(st, o, &before, &v, "failed", ev.seconds, err->message);
 		goto out;
 	}
 	if (interrupted) {
 		record_history(st, o, &before, &v, "interrupted", ev.seconds,
-			       "stopped by a signal after the batch in flight");
+			       "stopped by a signal after the step or batch in flight");
 		rc = err_setf(err, DBPHASE_EINTERRUPTED,
-			      "stopped after the batch in flight; %s is at %lld of %lld; run the "
-			      "same command again to resume", phase_name(phase),
+			      "stopped by a signal after the step or batch in flight; %s is at "
+			      "%lld of %lld; run the same command again to resume", phase_name(phase),
 			      (long long)*phase_field(&v, phase), (long long)target);
 		goto out;
 	}
-	record_history(st, o, &before, &v, o->force ? "ok (forced)" : "ok", ev.seconds, NULL);
+	record_history(st, o, &before, &v, forced ? "ok (forced)" : "ok", ev.seconds, forced);
 	ev.kind = MACHINE_PHASE_DONE;
 	emit(o, &ev);
 out:
+	free(forced);
 	state_unlock(st);
 	return rc;
 }
@@ -485,6 +625,7 @@ machine_stamp(struct state *st, const struct repo *repo, int64_t version,
 {
 	struct state_versions v, before;
 	int64_t ver;
+	char *detail;
 	int rc;
 
 	if (version < 0 || version > repo_latest(repo))
@@ -492,7 +633,8 @@ machine_stamp(struct state *st, const struct repo *repo, int64_t version,
 				"(0 to %lld)", (long long)version, (long long)repo_latest(repo));
 	if ((rc = state_lock(st, o->lock_wait_s, err)) < 0)
 		return rc;
-	if ((rc = state_ensure_tables(st, err)) < 0 || (rc = state_read(st, &v, err)) < 0)
+	if ((rc = state_ensure_tables(st, err)) < 0 || (rc = state_read(st, &v, err)) < 0 ||
+	    (rc = machine_verify(st, repo, &v, err)) < 0)
 		goto out;
 	before = v;
 	v.expand = v.migrate = v.contract = version;
@@ -508,27 +650,472 @@ machine_stamp(struct state *st, const struct repo *repo, int64_t version,
 			rc = state_steps_forget(st, ver, "migrate", err);
 		if (rc == 0)
 			rc = state_steps_forget(st, ver, "contract", err);
+		if (rc == 0)
+			rc = state_checksum_forget(st, ver, err);
 	}
 	if (rc == 0)
 		rc = st->conn->drv->commit(st->conn, err);
 	else
 		st->conn->drv->rollback(st->conn, &(struct dbphase_error)DBPHASE_ERROR_INIT);
+	detail = xasprintf("stamped at %lld: nothing was run", (long long)version);
 	if (rc == 0)
-		record_history(st, o, &before, &v, "ok", 0, "stamped: nothing was run");
+		record_history(st, o, &before, &v, "ok", 0, detail);
+	free(detail);
 out:
 	state_unlock(st);
 	return rc;
 }
 
-int
-machine_downgrade(struct state *st, const struct repo *repo, int64_t version,
-		  const struct machine_opts *o, struct dbphase_error *err)
+/* ---- downgrade ------------------------------------------------------------ */
+
+/*
+ * Downgrade takes back what expand (and migrate) did for the versions
+ * above the target, newest first and each version's steps in reverse:
+ *
+ *   1. Refused below the contracted version, and when a version above the
+ *      target is partly contracted: what only old code needed is gone, and
+ *      no inverse brings data back (restore from backup).
+ *   2. Every step to undo must have an inverse (state/effect.h) before
+ *      anything runs; one that has none refuses the whole downgrade.
+ *   3. The version row moves first (migrate, then expand, one version at a
+ *      time), then the steps of that version are undone, each in one
+ *      transaction with the removal of its record where DDL is
+ *      transactional.  A downgrade killed half way leaves a state that
+ *      either a new downgrade or an expand finishes: steps still recorded
+ *      are undone by the one, steps without record are run by the other.
+ *   4. Data written by migrate stays (backfills of columns that go with
+ *      their expand, or one-off fixes no inverse can know); its progress
+ *      and records are forgotten, so a later migrate runs it again.
+ *
+ * Which steps of a version are taken back: every one when the row says the
+ * version is applied; above that (a run stopped inside the version), the
+ * recorded ones, and the first unrecorded one where a step's statements
+ * commit without its record (MariaDB, non-atomic steps): it may have been
+ * in flight when the run was killed.  An expand that stopped in version
+ * E+1 before recording any step is known by E+1's checksum, recorded when
+ * its first step started.  Before each inverse statement runs, the
+ * database is asked whether its object is there; what is gone is skipped,
+ * so taking back a half-applied step, or running a downgrade twice, is
+ * harmless.
+ */
+
+struct undo_ctx {
+	struct state *st;
+	char *id;
+};
+
+static int
+hook_undo_commit(void *arg, struct db_conn *conn, const struct exec_job *job,
+		 struct dbphase_error *err)
 {
-	(void)st;
-	(void)repo;
-	(void)version;
-	(void)o;
-	return err_setf(err, DBPHASE_EUNSUPPORTED, "downgrade is not implemented yet");
+	struct undo_ctx *uc = job->data;
+
+	return state_step_forget(uc->st, uc->id, err);
+}
+
+static const struct exec_hooks undo_hooks = {
+	.job_commit = hook_undo_commit,
+};
+
+/* A statement, shortened for a message; caller frees. */
+static char *
+statement_excerpt(const char *sql)
+{
+	size_t len = strcspn(sql, "\n");
+
+	return len > 60 ? xasprintf("%.57s...", sql) : xstrndup(sql, len);
+}
+
+/*
+ * The inverse statements of a STEP_SQL step, last statement's first.  With
+ * check set, the database is asked first and objects already gone are left
+ * out: a step that was in flight may have created only some of them (or
+ * none, and its table may not exist), and SQLite has no DROP COLUMN IF
+ * EXISTS.  An expand statement without an inverse stops the list with
+ * *unknown pointing at it; in migrate such statements (data changes) are
+ * left alone, and *unknown says so.
+ */
+static int
+undo_statements(struct state *st, const struct plan_step *s, bool check, char ***out,
+		size_t *n_out, bool *concurrently, const char **unknown,
+		struct dbphase_error *err)
+{
+	enum db_backend b = st->conn->drv->backend;
+	size_t i, n = 0;
+	int rc = 0;
+
+	*out = xcalloc(s->n_sql * EFFECT_UNDO_MAX + 1, sizeof(**out));
+	*n_out = 0;
+	*concurrently = false;
+	*unknown = NULL;
+	for (i = s->n_sql; i-- > 0 && rc == 0;) {
+		struct strbuf sb[EFFECT_UNDO_MAX] = { STRBUF_INIT, STRBUF_INIT };
+		struct effect e;
+		bool present = true, known = true;
+		size_t k, n_undo;
+
+		effect_parse(s->sql[i], &e);
+		if (e.kind == EFFECT_NONE) {
+			effect_release(&e);
+			continue;
+		}
+		if ((n_undo = effect_undo_sql(&e, b, sb)) == 0) {
+			*unknown = s->sql[i];
+			effect_release(&e);
+			if (s->phase == PHASE_EXPAND)
+				break;
+			continue;
+		}
+		if (check)
+			rc = effect_present(st->conn, &e, &present, &known, err);
+		if (!known)
+			present = true;
+		if (e.kind == EFFECT_INDEX && b == DB_BACKEND_POSTGRESQL)
+			*concurrently = true;
+		for (k = 0; k < n_undo; k++) {
+			if (rc == 0 && present)
+				(*out)[n++] = strbuf_detach(&sb[k]);
+			strbuf_release(&sb[k]);
+		}
+		effect_release(&e);
+	}
+	*n_out = n;
+	return rc;
+}
+
+static void
+free_statements(char **sql, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(sql[i]);
+	free(sql);
+}
+
+/* Whether step s can be taken back; if not, err says why (DBPHASE_EREFUSED). */
+static int
+undo_possible(struct state *st, const struct plan_step *s, int64_t target,
+	      struct dbphase_error *err)
+{
+	char *id = plan_step_id(s), *what = NULL;
+	const char *unknown = NULL;
+	char **sql;
+	size_t n;
+	bool conc;
+	int rc = 0;
+
+	switch (s->action) {
+	case STEP_SQL:
+		rc = undo_statements(st, s, false, &sql, &n, &conc, &unknown, err);
+		free_statements(sql, n);
+		if (rc == 0 && unknown && s->phase == PHASE_EXPAND)
+			what = statement_excerpt(unknown);
+		break;
+	case STEP_REBUILD:
+		if (s->set_default || s->drop_default || s->set_not_null < 0)
+			what = xstrdup("a table rebuild that changed a default");
+		break;
+	case STEP_BACKFILL:
+		if (s->phase == PHASE_EXPAND)
+			what = xstrdup("a backfill");
+		break;
+	}
+	if (what)
+		rc = err_setf(err, DBPHASE_EREFUSED,
+			      "downgrade to %lld refused: step %s (%s at %s, from %s) cannot be "
+			      "undone: dbphase knows no inverse of '%s'; restore from backup, "
+			      "or give the operation undo SQL in the catalog", (long long)target,
+			      id, s->op_kind, s->op_where, s->source, what);
+	free(what);
+	free(id);
+	return rc;
+}
+
+/* Take back one step and forget its record, together where DDL is transactional. */
+static int
+undo_step(struct state *st, const struct plan_step *s, const struct machine_opts *o,
+	  struct dbphase_error *err)
+{
+	struct undo_ctx uc = { st, plan_step_id(s) };
+	struct machine_event ev = { .kind = MACHINE_STEP_UNDONE, .phase = s->phase, .step = s };
+	struct exec_result res;
+	struct exec_job job;
+	const char *unknown = NULL;
+	char **sql = NULL, *msg = NULL;
+	size_t n = 0;
+	bool conc = false;
+	int rc = 0;
+
+	memset(&job, 0, sizeof(job));
+	job.id = uc.id;
+	job.data = &uc;
+	job.kind = EXEC_SQL;
+	if (s->action == STEP_SQL) {
+		rc = undo_statements(st, s, true, &sql, &n, &conc, &unknown, err);
+		job.sql = sql;
+		job.n_sql = n;
+		job.atomic = !conc;
+	} else if (s->action == STEP_REBUILD) {
+		/* SQLite's expand rebuilds only relax NOT NULL: put it back. */
+		job.kind = EXEC_REBUILD;
+		job.atomic = true;
+		job.table = s->table;
+		job.column = s->column;
+		job.set_not_null = s->set_not_null == 0 ? 1 : 0;
+	} else {
+		job.atomic = true;	/* a backfill: its data stays, its record goes */
+	}
+	if (rc == 0)
+		rc = exec_job_run(st->conn, &job, &o->exec, &undo_hooks, &res, err);
+	if (rc < 0) {
+		err_prefixf(err, "undoing %s (%s, from %s)", uc.id, s->op_where, s->source);
+		goto out;
+	}
+	/* The author's own SQL in migrate: say that what it changed stays. */
+	if (unknown && strcmp(s->op_kind, "sql") == 0) {
+		struct machine_event warn = { .kind = MACHINE_WARNING, .phase = s->phase };
+		char *excerpt = statement_excerpt(unknown);
+
+		msg = xasprintf("%s (%s at %s): what '%s' changed stays; dbphase knows no "
+				"inverse of it", uc.id, s->op_kind, s->op_where, excerpt);
+		warn.message = msg;
+		emit(o, &warn);
+		free(excerpt);
+	}
+	if (s->action == STEP_BACKFILL)
+		ev.message = "forgotten; the rows it wrote keep their values";
+	else if (s->action == STEP_SQL && n == 0)
+		ev.message = "nothing left to undo";
+	ev.result = &res;
+	emit(o, &ev);
+out:
+	free(msg);
+	free_statements(sql, n);
+	free(uc.id);
+	return rc;
+}
+
+/* Parse "v003.expand.2": version and phase; false if it is not a step id. */
+static bool
+parse_step_id(const char *id, int64_t *version, enum phase *phase)
+{
+	char name[16];
+	long long v;
+	int ph;
+
+	if (sscanf(id, "v%lld.%15[a-z].", &v, name) != 2)
+		return false;
+	if ((ph = phase_from_name(name)) < 0)
+		return false;
+	*version = v;
+	*phase = (enum phase)ph;
+	return true;
+}
+
+/* Whether id is among the sorted recorded ids. */
+static bool
+recorded(char **ids, size_t n, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(ids[i], id) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Whether the downgrade takes back plan step i: see the comment above.
+ * applied is the row's version of the step's phase.
+ */
+static bool
+must_undo(struct state *st, const struct plan *plan, size_t i, int64_t applied, char **ids,
+	  size_t n_ids)
+{
+	const struct plan_step *s = &plan->steps[i];
+	char *id = plan_step_id(s);
+	bool yes = s->version <= applied || recorded(ids, n_ids, id);
+	size_t k;
+
+	free(id);
+	if (yes || s->version != applied + 1 ||
+	    (s->atomic && exec_transactional_ddl(st->conn)))
+		return yes;
+	/* The first unrecorded step of the version above: it may have been in flight. */
+	for (k = 0; k < i; k++) {
+		const struct plan_step *p = &plan->steps[k];
+
+		if (p->version == s->version && p->phase == s->phase) {
+			char *pid = plan_step_id(p);
+			bool rec = recorded(ids, n_ids, pid);
+
+			free(pid);
+			if (!rec)
+				return false;
+		}
+	}
+	return true;
+}
+
+/* Move the row to v (and forget the checksums of versions above expand). */
+static int
+write_row(struct state *st, const struct state_versions *v, int64_t forget_from,
+	  int64_t forget_to, struct dbphase_error *err)
+{
+	int64_t ver;
+	int rc = st->conn->drv->begin(st->conn, err);
+
+	if (rc == 0)
+		rc = state_write(st, v, err);
+	for (ver = forget_from; ver <= forget_to && rc == 0; ver++)
+		rc = state_checksum_forget(st, ver, err);
+	if (rc == 0)
+		rc = st->conn->drv->commit(st->conn, err);
+	else
+		st->conn->drv->rollback(st->conn, &(struct dbphase_error)DBPHASE_ERROR_INIT);
+	return rc;
+}
+
+/* Undo, newest first, the steps of phase above target that must_undo picks. */
+static int
+undo_phase(struct state *st, const struct plan *plan, enum phase phase, int64_t target,
+	   int64_t applied, int64_t top, struct state_versions *v, char **ids, size_t n_ids,
+	   const struct machine_opts *o, size_t *undone, struct dbphase_error *err)
+{
+	int64_t ver;
+	size_t i;
+	int rc = 0;
+
+	for (ver = top; ver > target && rc == 0; ver--) {
+		if (phase == PHASE_EXPAND) {
+			if (v->expand >= ver)
+				v->expand = ver - 1;
+			rc = write_row(st, v, ver, ver, err);
+		}
+		for (i = plan->n_steps; i-- > 0 && rc == 0;) {
+			const struct plan_step *s = &plan->steps[i];
+
+			if (s->version != ver || s->phase != phase ||
+			    !must_undo(st, plan, i, applied, ids, n_ids))
+				continue;
+			rc = undo_step(st, s, o, err);
+			(*undone)++;
+		}
+		/* Whatever is left of the version's records and progress. */
+		if (rc == 0)
+			rc = state_steps_forget(st, ver, phase_name(phase), err);
+	}
+	return rc;
+}
+
+int
+machine_downgrade(struct state *st, const struct repo *repo, const struct plan *plan,
+		  int64_t version, const struct machine_opts *o, struct dbphase_error *err)
+{
+	struct state_versions v, before;
+	struct machine_event ev = { .phase = PHASE_EXPAND, .to = version, .downgrade = true };
+	double started = now_s();
+	int64_t top[PHASE__COUNT] = { 0, 0, 0 }, ver;
+	char **ids = NULL, *sum = NULL;
+	size_t n_ids = 0, i, undone = 0;
+	int rc;
+
+	if (version < 0 || version > repo_latest(repo))
+		return err_setf(err, DBPHASE_EUSAGE, "version %lld is not in the repository "
+				"(0 to %lld)", (long long)version, (long long)repo_latest(repo));
+	if ((rc = state_lock(st, o->lock_wait_s, err)) < 0)
+		return rc;
+	if ((rc = state_ensure_tables(st, err)) < 0 || (rc = state_read(st, &v, err)) < 0 ||
+	    (rc = machine_verify(st, repo, &v, err)) < 0 ||
+	    (rc = state_steps_list(st, &ids, &n_ids, err)) < 0)
+		goto out;
+	before = v;
+	ev.from = v.expand;
+	/*
+	 * The highest version each phase touched: the row, the step records,
+	 * and for expand a version whose checksum was recorded when its first
+	 * step started (it may have died in that step, before any record).
+	 */
+	top[PHASE_EXPAND] = v.expand;
+	top[PHASE_MIGRATE] = v.migrate;
+	for (i = 0; i < n_ids; i++) {
+		enum phase ph;
+
+		if (parse_step_id(ids[i], &ver, &ph) && ver > top[ph])
+			top[ph] = ver;
+	}
+	if ((rc = state_checksum_get(st, v.expand + 1, &sum, err)) < 0)
+		goto out;
+	if (sum && top[PHASE_EXPAND] < v.expand + 1)
+		top[PHASE_EXPAND] = v.expand + 1;
+	free(sum);
+	for (i = 0; i < PHASE__COUNT; i++)
+		if (top[i] > repo_latest(repo))
+			top[i] = repo_latest(repo);
+	if (version < v.contract || top[PHASE_CONTRACT] > version) {
+		int64_t c = version < v.contract ? v.contract : top[PHASE_CONTRACT];
+
+		rc = err_setf(err, DBPHASE_EREFUSED,
+			      "downgrade to %lld refused: version %lld is %s contracted, so what "
+			      "only older code needed is gone; restore from backup",
+			      (long long)version, (long long)c,
+			      version < v.contract ? "already" : "partly");
+		record_history(st, o, &before, &before, "refused", 0, err->message);
+		goto out;
+	}
+	/* Every step to take back must have an inverse before anything runs. */
+	for (i = 0; i < plan->n_steps && rc == 0; i++) {
+		const struct plan_step *s = &plan->steps[i];
+		int64_t applied = s->phase == PHASE_EXPAND ? v.expand : v.migrate;
+
+		if (s->phase == PHASE_CONTRACT || s->version <= version ||
+		    s->version > top[s->phase] || !must_undo(st, plan, i, applied, ids, n_ids))
+			continue;
+		rc = undo_possible(st, s, version, err);
+	}
+	if (rc < 0) {
+		record_history(st, o, &before, &before, "refused", 0, err->message);
+		goto out;
+	}
+	if (top[PHASE_EXPAND] <= version && top[PHASE_MIGRATE] <= version) {
+		ev.kind = MACHINE_ALREADY_DONE;
+		emit(o, &ev);
+		goto out;
+	}
+	ev.kind = MACHINE_PHASE_START;
+	emit(o, &ev);
+	/* Migrate first: what it added may rest on what expand added. */
+	if (v.migrate > version) {
+		v.migrate = version;
+		rc = write_row(st, &v, 1, 0, err);
+	}
+	if (rc == 0)
+		rc = undo_phase(st, plan, PHASE_MIGRATE, version, before.migrate,
+				top[PHASE_MIGRATE], &v, ids, n_ids, o, &undone, err);
+	if (rc == 0)
+		rc = undo_phase(st, plan, PHASE_EXPAND, version, before.expand,
+				top[PHASE_EXPAND], &v, ids, n_ids, o, &undone, err);
+	ev.seconds = now_s() - started;
+	if (rc < 0) {
+		record_history(st, o, &before, &v, "failed", ev.seconds, err->message);
+		goto out;
+	}
+	{
+		char *detail = xasprintf("undid %zu step%s of the versions above %lld", undone,
+					 undone == 1 ? "" : "s", (long long)version);
+
+		record_history(st, o, &before, &v, "ok", ev.seconds, detail);
+		free(detail);
+	}
+	ev.kind = MACHINE_PHASE_DONE;
+	emit(o, &ev);
+out:
+	for (i = 0; i < n_ids; i++)
+		free(ids[i]);
+	free(ids);
+	state_unlock(st);
+	return rc;
 }
 
 int
@@ -536,33 +1123,54 @@ machine_repair(struct state *st, const struct repo *repo, const struct machine_o
 	       struct dbphase_error *err)
 {
 	struct state_versions v;
-	size_t i;
+	int64_t *versions = NULL;
+	char **sums = NULL;
+	size_t n = 0, i;
 	int rc;
 
 	if ((rc = state_lock(st, o->lock_wait_s, err)) < 0)
 		return rc;
-	if ((rc = state_ensure_tables(st, err)) < 0 || (rc = state_read(st, &v, err)) < 0)
+	if ((rc = state_ensure_tables(st, err)) < 0 || (rc = state_read(st, &v, err)) < 0 ||
+	    (rc = state_checksums_list(st, &versions, &sums, &n, err)) < 0)
 		goto out;
+	if (v.expand > repo_latest(repo)) {
+		rc = machine_verify(st, repo, &v, err);
+		goto out;
+	}
 	for (i = 0; i < repo->n_migrations && rc == 0; i++) {
 		const struct migration *m = &repo->migrations[i];
-		char *sum;
+		const char *sum = NULL;
+		size_t k;
 
-		if (m->version > v.expand)
-			break;
-		if ((rc = state_checksum_get(st, m->version, &sum, err)) < 0)
-			break;
-		if (sum == NULL || strcmp(sum, m->checksum) != 0) {
-			char *detail = xasprintf("accepted new checksum of %s (version %lld)",
-						 m->path, (long long)m->version);
+		for (k = 0; k < n; k++)
+			if (versions[k] == m->version)
+				sum = sums[k];
+		/* Applied versions, and a partly applied one that has a checksum. */
+		if ((m->version > v.expand && sum == NULL) || (sum && strcmp(sum, m->checksum) == 0))
+			continue;
+		{
+			char *detail = sum ?
+				xasprintf("%s (version %lld): accepted the file's new checksum "
+					  "%.12s... in place of %.12s...", m->path,
+					  (long long)m->version, m->checksum, sum) :
+				xasprintf("%s (version %lld): recorded the missing checksum %.12s...",
+					  m->path, (long long)m->version, m->checksum);
 
 			rc = state_checksum_put(st, m->version, m->checksum, err);
-			if (rc == 0)
+			if (rc == 0) {
+				struct machine_event ev = { .kind = MACHINE_WARNING, .message = detail };
+
 				record_history(st, o, &v, &v, "repaired", 0, detail);
+				emit(o, &ev);
+			}
 			free(detail);
 		}
-		free(sum);
 	}
 out:
+	for (i = 0; i < n; i++)
+		free(sums[i]);
+	free(sums);
+	free(versions);
 	state_unlock(st);
 	return rc;
 }

@@ -17,14 +17,20 @@
  *   2. Each step is recorded when it completes (with the step itself where
  *      the backend's DDL is transactional); a run that dies resumes at the
  *      first step without a record.  The row moves one version at a time.
- *   3. Before anything runs, the checksum of every applied migration is
- *      compared with the file on disk (DBPHASE_ECHECKSUM on a mismatch).
+ *      Where a step's statements commit without its record (MariaDB, steps
+ *      that are not atomic), a step whose effect is found in the database
+ *      is recorded instead of run again (state/effect.h).
+ *   3. Before anything runs, the checksum of every applied (or partly
+ *      applied) migration is compared with the file on disk
+ *      (DBPHASE_ECHECKSUM on a mismatch); a version's checksum is recorded
+ *      before its first expand step runs.
  *   4. Every transition, successful or not, is written to the history.
  *
- * downgrade to V undoes nothing that old code needs: it is refused below
- * the contracted version (restore from a backup instead); above it, the
- * expand steps of the versions in (V, E] are forgotten in reverse so that a
- * later expand applies them again, and the row is set back.
+ * downgrade to V takes back what expand (and migrate) did for the versions
+ * in (V, E], newest first, each step by its inverse (state/effect.h), and
+ * sets the row back; it is refused below the contracted version, where
+ * what old code needed is gone (restore from a backup instead).  Data that
+ * migrate wrote stays.
  */
 #ifndef DBPHASE_STATE_MACHINE_H
 #define DBPHASE_STATE_MACHINE_H
@@ -48,6 +54,7 @@ enum machine_event_kind {
 	MACHINE_VERSION_DONE,	/* phase, to = the version */
 	MACHINE_PHASE_DONE,	/* phase, from, to, seconds */
 	MACHINE_WARNING,	/* message */
+	MACHINE_STEP_UNDONE,	/* step, result: downgrade took it back */
 };
 
 struct machine_event {
@@ -62,6 +69,7 @@ struct machine_event {
 	double batch_ms;
 	double seconds;
 	const char *message;
+	bool downgrade;		/* PHASE_START, PHASE_DONE, ALREADY_DONE of a downgrade */
 };
 
 struct machine_opts {
@@ -97,15 +105,28 @@ int machine_verify(struct state *st, const struct repo *repo, const struct state
 int machine_next(const struct state_versions *v, int64_t target);
 
 /*
+ * The integrity check of every command that reads the database: the
+ * checksums recorded for applied versions against the files (machine_verify),
+ * DBPHASE_ECHECKSUM naming the file and version on a mismatch.  Nothing to
+ * check (0) when dbphase's tables do not exist yet.
+ */
+int machine_check(struct state *st, const struct repo *repo, struct dbphase_error *err);
+
+/*
  * Set every phase to version without running anything (version_control,
  * goto, stamp), recording checksums of versions 1..version and history.
+ * Refused (DBPHASE_ECHECKSUM) while an applied file differs from its record.
  */
 int machine_stamp(struct state *st, const struct repo *repo, int64_t version,
 		  const struct machine_opts *o, struct dbphase_error *err);
 
-/* Undo expand steps down to version; see the file comment. */
-int machine_downgrade(struct state *st, const struct repo *repo, int64_t version,
-		      const struct machine_opts *o, struct dbphase_error *err);
+/*
+ * Take back the expand (and migrate) steps of the versions above version,
+ * newest first; DBPHASE_EREFUSED below the contracted version ("restore
+ * from backup") or when a step has no known inverse.  See machine.c.
+ */
+int machine_downgrade(struct state *st, const struct repo *repo, const struct plan *plan,
+		      int64_t version, const struct machine_opts *o, struct dbphase_error *err);
 
 /* Record the files' checksums as the truth (validate --repair). */
 int machine_repair(struct state *st, const struct repo *repo, const struct machine_opts *o,

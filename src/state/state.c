@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include "core/embedded.h"
@@ -28,11 +29,17 @@ state_init(struct state *st, struct db_conn *conn, const char *repo,
 {
 	char host[256] = "localhost";
 	const char *user = getenv("USER");
+	struct passwd *pw = NULL;
 
 	memset(st, 0, sizeof(*st));
 	st->conn = conn;
 	st->repo = xstrdup(repo);
 	st->version_table = xstrdup(version_table ? version_table : "dbphase_version");
+	/* cron and systemd run without $USER: ask the password database. */
+	if (user == NULL || *user == '\0') {
+		pw = getpwuid(geteuid());
+		user = pw ? pw->pw_name : NULL;
+	}
 	gethostname(host, sizeof(host) - 1);
 	host[sizeof(host) - 1] = '\0';
 	st->who = xasprintf("%s@%s:%ld", user && *user ? user : "unknown", host, (long)getpid());
@@ -308,6 +315,77 @@ state_steps_forget(struct state *st, int64_t version, const char *phase,
 }
 
 int
+state_step_forget(struct state *st, const char *step_id, struct dbphase_error *err)
+{
+	struct db_param p[2] = { DB_TEXT(st->repo), DB_TEXT(step_id) };
+	int rc = db_query(st->conn, "DELETE FROM dbphase_steps WHERE repository = $1 "
+			  "AND step_id = $2", p, 2, NULL, err);
+
+	if (rc == 0)
+		rc = db_query(st->conn, "DELETE FROM dbphase_progress WHERE repository = $1 "
+			      "AND step_id = $2", p, 2, NULL, err);
+	return rc;
+}
+
+int
+state_steps_list(struct state *st, char ***ids, size_t *n, struct dbphase_error *err)
+{
+	struct db_param p = DB_TEXT(st->repo);
+	struct db_result *res;
+	size_t i;
+	int rc;
+
+	*ids = NULL;
+	*n = 0;
+	rc = db_query(st->conn, "SELECT step_id FROM dbphase_steps WHERE repository = $1 "
+		      "ORDER BY step_id", &p, 1, &res, err);
+	if (rc < 0)
+		return rc;
+	*ids = xcalloc(res->n_rows ? res->n_rows : 1, sizeof(**ids));
+	for (i = 0; i < res->n_rows; i++)
+		(*ids)[i] = xstrdup(db_result_value(res, i, 0));
+	*n = res->n_rows;
+	db_result_free(res);
+	return 0;
+}
+
+int
+state_checksums_list(struct state *st, int64_t **versions, char ***sums, size_t *n,
+		     struct dbphase_error *err)
+{
+	struct db_param p = DB_TEXT(st->repo);
+	struct db_result *res;
+	size_t i;
+	int rc;
+
+	*versions = NULL;
+	*sums = NULL;
+	*n = 0;
+	rc = db_query(st->conn, "SELECT version, checksum FROM dbphase_migrations "
+		      "WHERE repository = $1 ORDER BY version", &p, 1, &res, err);
+	if (rc < 0)
+		return rc;
+	*versions = xcalloc(res->n_rows ? res->n_rows : 1, sizeof(**versions));
+	*sums = xcalloc(res->n_rows ? res->n_rows : 1, sizeof(**sums));
+	for (i = 0; i < res->n_rows; i++) {
+		(*versions)[i] = strtoll(db_result_value(res, i, 0), NULL, 10);
+		(*sums)[i] = xstrdup(db_result_value(res, i, 1));
+	}
+	*n = res->n_rows;
+	db_result_free(res);
+	return 0;
+}
+
+int
+state_checksum_forget(struct state *st, int64_t version, struct dbphase_error *err)
+{
+	struct db_param p[2] = { DB_TEXT(st->repo), DB_INT(version) };
+
+	return db_query(st->conn, "DELETE FROM dbphase_migrations WHERE repository = $1 "
+			"AND version = $2", p, 2, NULL, err);
+}
+
+int
 state_checksum_get(struct state *st, int64_t version, char **sum, struct dbphase_error *err)
 {
 	struct db_param p[2] = { DB_TEXT(st->repo), DB_INT(version) };
@@ -435,11 +513,12 @@ state_node_register(struct state *st, const char *name, int64_t schema_version,
 {
 	struct db_param p[3] = { DB_TEXT(name), DB_TEXT(st->repo), DB_INT(schema_version) };
 	const char *now = db_sql_now_epoch(backend(st));
-	char *up = xasprintf("UPDATE dbphase_nodes SET repository = $2, schema_version = $3, "
-			     "heartbeat_at = %s WHERE name = $1", now);
+	char *up = xasprintf("UPDATE dbphase_nodes SET schema_version = $3, heartbeat_at = %s "
+			     "WHERE name = $1 AND repository = $2", now);
 	char *in = xasprintf("INSERT INTO dbphase_nodes (name, repository, schema_version, "
 			     "registered_at, heartbeat_at) VALUES ($1, $2, $3, %s, %s)", now, now);
-	int rc = upsert(st, "SELECT 1 FROM dbphase_nodes WHERE name = $1", p, 1, up, in, p, 3, err);
+	int rc = upsert(st, "SELECT 1 FROM dbphase_nodes WHERE name = $1 AND repository = $2",
+			p, 2, up, in, p, 3, err);
 
 	free(up);
 	free(in);
@@ -449,17 +528,19 @@ state_node_register(struct state *st, const char *name, int64_t schema_version,
 int
 state_node_heartbeat(struct state *st, const char *name, struct dbphase_error *err)
 {
-	struct db_param p = DB_TEXT(name);
+	struct db_param p[2] = { DB_TEXT(name), DB_TEXT(st->repo) };
 	struct db_result *res = NULL;
-	char *sql = xasprintf("UPDATE dbphase_nodes SET heartbeat_at = %s WHERE name = $1",
-			      db_sql_now_epoch(backend(st)));
-	int rc = db_query(st->conn, "SELECT 1 FROM dbphase_nodes WHERE name = $1", &p, 1, &res, err);
+	char *sql = xasprintf("UPDATE dbphase_nodes SET heartbeat_at = %s WHERE name = $1 "
+			      "AND repository = $2", db_sql_now_epoch(backend(st)));
+	int rc = db_query(st->conn, "SELECT 1 FROM dbphase_nodes WHERE name = $1 AND "
+			  "repository = $2", p, 2, &res, err);
 
 	if (rc == 0 && res->n_rows == 0)
 		rc = err_setf(err, DBPHASE_ENOTFOUND,
-			      "node '%s' is not registered; run node register first", name);
+			      "node '%s' is not registered for '%s'; run node register first", name,
+			      st->repo);
 	if (rc == 0)
-		rc = db_query(st->conn, sql, &p, 1, NULL, err);
+		rc = db_query(st->conn, sql, p, 2, NULL, err);
 	db_result_free(res);
 	free(sql);
 	return rc;
@@ -468,12 +549,14 @@ state_node_heartbeat(struct state *st, const char *name, struct dbphase_error *e
 int
 state_node_retire(struct state *st, const char *name, struct dbphase_error *err)
 {
-	struct db_param p = DB_TEXT(name);
+	struct db_param p[2] = { DB_TEXT(name), DB_TEXT(st->repo) };
 	struct db_result *res = NULL;
-	int rc = db_query(st->conn, "DELETE FROM dbphase_nodes WHERE name = $1", &p, 1, &res, err);
+	int rc = db_query(st->conn, "DELETE FROM dbphase_nodes WHERE name = $1 AND repository = $2",
+			  p, 2, &res, err);
 
 	if (rc == 0 && res->affected == 0)
-		rc = err_setf(err, DBPHASE_ENOTFOUND, "node '%s' is not registered", name);
+		rc = err_setf(err, DBPHASE_ENOTFOUND, "node '%s' is not registered for '%s'", name,
+			      st->repo);
 	db_result_free(res);
 	return rc;
 }
@@ -545,7 +628,8 @@ state_chunks_load(struct state *st, const char *step_id, struct exec_chunk **chu
 		      "ORDER BY chunk", p, 2, &res, err);
 	if (rc < 0)
 		return rc;
-	*chunks = xcalloc(res->n_rows ? res->n_rows : 1, sizeof(**chunks));
+	/* No rows, no array: the executor then makes (and owns) the first split. */
+	*chunks = res->n_rows ? xcalloc(res->n_rows, sizeof(**chunks)) : NULL;
 	for (i = 0; i < res->n_rows; i++) {
 		struct exec_chunk *c = &(*chunks)[i];
 		const char *done = db_result_value(res, i, 4);

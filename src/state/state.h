@@ -91,6 +91,11 @@ int state_step_record(struct state *st, const char *step_id, struct dbphase_erro
 int state_steps_forget(struct state *st, int64_t version, const char *phase,
 		       struct dbphase_error *err);
 
+/* Forget one step's record and its progress (downgrade undid it). */
+int state_step_forget(struct state *st, const char *step_id, struct dbphase_error *err);
+/* Every recorded step of the repository, sorted (caller frees each and the array). */
+int state_steps_list(struct state *st, char ***ids, size_t *n, struct dbphase_error *err);
+
 /*
  * Backfill chunks in dbphase_progress (one row per chunk): load an earlier
  * run's split and positions, record a first run's split, and render the
@@ -109,6 +114,12 @@ int state_checksum_get(struct state *st, int64_t version, char **sum,
 		       struct dbphase_error *err);
 int state_checksum_put(struct state *st, int64_t version, const char *sum,
 		       struct dbphase_error *err);
+
+/* Every recorded checksum, by version (caller frees sums[i], sums and versions). */
+int state_checksums_list(struct state *st, int64_t **versions, char ***sums, size_t *n,
+			 struct dbphase_error *err);
+/* Forget a version's checksum (it is no longer applied). */
+int state_checksum_forget(struct state *st, int64_t version, struct dbphase_error *err);
 
 int state_history_add(struct state *st, const char *command, const char *from_state,
 		      const char *to_state, const char *result, double seconds,

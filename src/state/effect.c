@@ -1,0 +1,592 @@
+/*
+ * state/effect.c - reading what a rendered statement creates, asking the
+ * database whether it is there, and writing its inverse (see effect.h).
+ *
+ * The reader is a small tokenizer over the statement (words, quoted
+ * identifiers in "..." or `...`, string literals, punctuation; comments
+ * skipped) and a recogniser for the few shapes the catalog renders.  It
+ * errs on the side of EFFECT_UNKNOWN: a statement it does not fully
+ * understand is never given an inverse.
+ */
+#include "config.h"
+
+#include "state/effect.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/xmalloc.h"
+
+enum tok_kind {
+	TOK_END,
+	TOK_WORD,		/* bare word: keyword or unquoted identifier */
+	TOK_IDENT,		/* quoted identifier, unquoted in text */
+	TOK_STRING,		/* '...' literal */
+	TOK_PUNCT,		/* one character */
+};
+
+struct tok {
+	enum tok_kind kind;
+	char *text;		/* owned; the word, the identifier, or the character */
+	const char *start;	/* where it starts in the statement */
+	const char *end;	/* just after it */
+};
+
+struct lexer {
+	const char *p;
+	struct tok t;		/* the current token */
+};
+
+static void
+skip_space(struct lexer *lx)
+{
+	for (;;) {
+		while (isspace((unsigned char)*lx->p))
+			lx->p++;
+		if (lx->p[0] == '-' && lx->p[1] == '-') {
+			while (*lx->p && *lx->p != '\n')
+				lx->p++;
+		} else if (lx->p[0] == '/' && lx->p[1] == '*') {
+			const char *end = strstr(lx->p + 2, "*/");
+
+			lx->p = end ? end + 2 : lx->p + strlen(lx->p);
+		} else {
+			return;
+		}
+	}
+}
+
+/* A run quoted by q, where a doubled q stands for itself; unquoted text. */
+static char *
+read_quoted(struct lexer *lx, char q)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	lx->p++;
+	while (*lx->p) {
+		if (*lx->p == q) {
+			if (lx->p[1] != q) {
+				lx->p++;
+				break;
+			}
+			lx->p++;
+		} else if (q == '\'' && *lx->p == '\\' && lx->p[1]) {
+			strbuf_addch(&sb, *lx->p++);
+		}
+		strbuf_addch(&sb, *lx->p++);
+	}
+	return strbuf_detach(&sb);
+}
+
+/* Advance to the next token. */
+static void
+next(struct lexer *lx)
+{
+	const char *s;
+
+	free(lx->t.text);
+	memset(&lx->t, 0, sizeof(lx->t));
+	skip_space(lx);
+	s = lx->p;
+	lx->t.start = s;
+	if (*s == '\0' || *s == ';') {
+		lx->t.kind = TOK_END;
+		lx->t.text = xstrdup("");
+	} else if (*s == '"' || *s == '`') {
+		lx->t.kind = TOK_IDENT;
+		lx->t.text = read_quoted(lx, *s);
+	} else if (*s == '\'') {
+		lx->t.kind = TOK_STRING;
+		lx->t.text = read_quoted(lx, '\'');
+	} else if (isalnum((unsigned char)*s) || *s == '_' || *s == '$') {
+		while (isalnum((unsigned char)*lx->p) || *lx->p == '_' || *lx->p == '$')
+			lx->p++;
+		lx->t.kind = TOK_WORD;
+		lx->t.text = xstrndup(s, (size_t)(lx->p - s));
+	} else {
+		lx->t.kind = TOK_PUNCT;
+		lx->t.text = xstrndup(s, 1);
+		lx->p++;
+	}
+	lx->t.end = lx->p;
+}
+
+static bool
+is_word(const struct lexer *lx, const char *w)
+{
+	return lx->t.kind == TOK_WORD && strcasecmp(lx->t.text, w) == 0;
+}
+
+static bool
+is_punct(const struct lexer *lx, char c)
+{
+	return lx->t.kind == TOK_PUNCT && lx->t.text[0] == c;
+}
+
+/* Consume word w if it is the current token. */
+static bool
+accept(struct lexer *lx, const char *w)
+{
+	if (!is_word(lx, w))
+		return false;
+	next(lx);
+	return true;
+}
+
+/* Consume "IF [NOT] EXISTS" if present; true if it was there. */
+static bool
+accept_if_exists(struct lexer *lx, bool not)
+{
+	if (!is_word(lx, "IF"))
+		return false;
+	next(lx);
+	if (not && !accept(lx, "NOT"))
+		return false;
+	return accept(lx, "EXISTS");
+}
+
+/* An identifier (quoted or bare, not schema-qualified); owned, or NULL. */
+static char *
+take_ident(struct lexer *lx)
+{
+	char *name;
+
+	if (lx->t.kind != TOK_IDENT && lx->t.kind != TOK_WORD)
+		return NULL;
+	name = xstrdup(lx->t.text);
+	next(lx);
+	if (is_punct(lx, '.')) {
+		free(name);
+		return NULL;
+	}
+	return name;
+}
+
+/*
+ * The rest of an ALTER TABLE after its first clause: MariaDB's ", LOCK=NONE"
+ * and ", ALGORITHM=INPLACE" are fine; any other clause makes the statement
+ * one dbphase does not read.
+ */
+static bool
+rest_is_harmless(struct lexer *lx)
+{
+	int depth = 0;
+
+	while (lx->t.kind != TOK_END) {
+		if (is_punct(lx, '('))
+			depth++;
+		else if (is_punct(lx, ')'))
+			depth--;
+		else if (depth == 0 && is_punct(lx, ',')) {
+			next(lx);
+			if (!is_word(lx, "LOCK") && !is_word(lx, "ALGORITHM"))
+				return false;
+			continue;
+		}
+		next(lx);
+	}
+	return true;
+}
+
+static void
+parse_create(struct lexer *lx, struct effect *e)
+{
+	bool unique = false;
+
+	for (;;) {
+		if (is_word(lx, "TABLE") || is_word(lx, "INDEX") || is_word(lx, "TRIGGER") ||
+		    is_word(lx, "FUNCTION") || is_word(lx, "VIEW"))
+			break;
+		if (is_word(lx, "TEMP") || is_word(lx, "TEMPORARY")) {
+			/* Gone with the session: nothing to take back. */
+			e->kind = EFFECT_NONE;
+			return;
+		}
+		if (is_word(lx, "UNIQUE"))
+			unique = true;
+		else if (!is_word(lx, "OR") && !is_word(lx, "REPLACE") &&
+			 !is_word(lx, "ALGORITHM") && !is_word(lx, "MERGE") &&
+			 !is_punct(lx, '='))
+			return;
+		next(lx);
+	}
+	if (accept(lx, "TABLE")) {
+		accept_if_exists(lx, true);
+		if ((e->name = take_ident(lx)) != NULL)
+			e->kind = EFFECT_TABLE;
+	} else if (accept(lx, "INDEX")) {
+		e->concurrently = accept(lx, "CONCURRENTLY");
+		accept_if_exists(lx, true);
+		if ((e->name = take_ident(lx)) == NULL || !accept(lx, "ON"))
+			return;
+		accept(lx, "ONLY");
+		if ((e->table = take_ident(lx)) != NULL)
+			e->kind = EFFECT_INDEX;
+		e->unique = unique;
+	} else if (accept(lx, "TRIGGER")) {
+		accept_if_exists(lx, true);
+		if ((e->name = take_ident(lx)) == NULL)
+			return;
+		while (lx->t.kind != TOK_END && !is_word(lx, "ON"))
+			next(lx);
+		if (!accept(lx, "ON"))
+			return;
+		if ((e->table = take_ident(lx)) != NULL)
+			e->kind = EFFECT_TRIGGER;
+	} else if (accept(lx, "FUNCTION")) {
+		const char *open;
+		int depth = 1;
+
+		if ((e->name = take_ident(lx)) == NULL || !is_punct(lx, '('))
+			return;
+		open = lx->t.end;
+		next(lx);
+		while (lx->t.kind != TOK_END) {
+			if (is_punct(lx, '('))
+				depth++;
+			else if (is_punct(lx, ')') && --depth == 0)
+				break;
+			next(lx);
+		}
+		if (depth != 0)
+			return;
+		e->args = xstrndup(open, (size_t)(lx->t.start - open));
+		e->kind = EFFECT_FUNCTION;
+	} else if (accept(lx, "VIEW")) {
+		accept_if_exists(lx, true);
+		if ((e->name = take_ident(lx)) != NULL)
+			e->kind = EFFECT_VIEW;
+	}
+}
+
+static void
+parse_alter(struct lexer *lx, struct effect *e)
+{
+	enum effect_kind kind = EFFECT_UNKNOWN;
+
+	if (!accept(lx, "TABLE"))
+		return;
+	accept_if_exists(lx, false);
+	accept(lx, "ONLY");
+	if ((e->table = take_ident(lx)) == NULL)
+		return;
+	if (accept(lx, "ADD")) {
+		if (accept(lx, "COLUMN")) {
+			accept_if_exists(lx, true);
+			if ((e->name = take_ident(lx)) != NULL)
+				kind = EFFECT_COLUMN;
+		} else if (accept(lx, "CONSTRAINT")) {
+			if ((e->name = take_ident(lx)) == NULL)
+				return;
+			if (is_word(lx, "FOREIGN")) {
+				kind = EFFECT_FOREIGN_KEY;
+			} else if (is_word(lx, "CHECK")) {
+				kind = EFFECT_CONSTRAINT;
+			} else if (is_word(lx, "UNIQUE")) {
+				kind = EFFECT_CONSTRAINT;
+				e->unique = true;
+			}
+		} else if (lx->t.kind == TOK_IDENT) {
+			e->name = take_ident(lx);
+			kind = e->name ? EFFECT_COLUMN : EFFECT_UNKNOWN;
+		}
+	} else if (accept(lx, "VALIDATE")) {
+		kind = accept(lx, "CONSTRAINT") ? EFFECT_NONE : EFFECT_UNKNOWN;
+	} else if (accept(lx, "DROP")) {
+		if (accept(lx, "FOREIGN") && !accept(lx, "KEY"))
+			return;
+		if (!accept(lx, "CONSTRAINT") && !accept(lx, "COLUMN"))
+			accept(lx, "INDEX");
+		if (accept_if_exists(lx, false))
+			kind = EFFECT_NONE;
+	} else if (accept(lx, "ALTER")) {
+		accept(lx, "COLUMN");
+		if ((e->name = take_ident(lx)) != NULL && accept(lx, "DROP") && accept(lx, "NOT") &&
+		    accept(lx, "NULL"))
+			kind = EFFECT_DROP_NOT_NULL;
+	}
+	if (kind == EFFECT_UNKNOWN || !rest_is_harmless(lx))
+		return;
+	e->kind = kind;
+}
+
+void
+effect_parse(const char *sql, struct effect *e)
+{
+	struct lexer lx = { sql, { 0 } };
+
+	memset(e, 0, sizeof(*e));
+	e->kind = EFFECT_UNKNOWN;
+	next(&lx);
+	if (accept(&lx, "CREATE")) {
+		parse_create(&lx, e);
+	} else if (accept(&lx, "ALTER")) {
+		parse_alter(&lx, e);
+	} else if (accept(&lx, "DROP")) {
+		/* DROP <kind> [CONCURRENTLY] IF EXISTS ...: clears the way for a CREATE. */
+		int words;
+
+		for (words = 0; words < 3 && lx.t.kind == TOK_WORD && !is_word(&lx, "IF") &&
+			     !is_word(&lx, "temp"); words++)
+			next(&lx);
+		if (accept_if_exists(&lx, false))
+			e->kind = EFFECT_NONE;
+		else if (accept(&lx, "temp") && is_punct(&lx, '.'))
+			e->kind = EFFECT_NONE;	/* SQLite's temp schema */
+	} else if (is_word(&lx, "SET")) {
+		e->kind = EFFECT_NONE;
+	}
+	if (e->kind == EFFECT_UNKNOWN || e->kind == EFFECT_NONE) {
+		free(e->table);
+		free(e->name);
+		free(e->args);
+		e->table = e->name = e->args = NULL;
+	}
+	free(lx.t.text);
+}
+
+void
+effect_release(struct effect *e)
+{
+	free(e->table);
+	free(e->name);
+	free(e->args);
+	memset(e, 0, sizeof(*e));
+}
+
+char *
+effect_describe(const struct effect *e)
+{
+	switch (e->kind) {
+	case EFFECT_NONE:
+		return xstrdup("nothing");
+	case EFFECT_TABLE:
+		return xasprintf("table '%s'", e->name);
+	case EFFECT_COLUMN:
+		return xasprintf("column '%s' of '%s'", e->name, e->table);
+	case EFFECT_INDEX:
+		return xasprintf("index '%s' on '%s'", e->name, e->table);
+	case EFFECT_TRIGGER:
+		return xasprintf("trigger '%s' on '%s'", e->name, e->table);
+	case EFFECT_FUNCTION:
+		return xasprintf("function '%s(%s)'", e->name, e->args);
+	case EFFECT_CONSTRAINT:
+		return xasprintf("constraint '%s' on '%s'", e->name, e->table);
+	case EFFECT_FOREIGN_KEY:
+		return xasprintf("foreign key '%s' on '%s'", e->name, e->table);
+	case EFFECT_VIEW:
+		return xasprintf("view '%s'", e->name);
+	case EFFECT_DROP_NOT_NULL:
+		return xasprintf("nullable column '%s' of '%s'", e->name, e->table);
+	case EFFECT_UNKNOWN:
+		break;
+	}
+	return xstrdup("an effect dbphase cannot read");
+}
+
+static void
+add_alter(enum db_backend b, struct strbuf *out, const char *table)
+{
+	strbuf_addstr(out, "ALTER TABLE ");
+	db_quote_ident(b, out, table);
+}
+
+size_t
+effect_undo_sql(const struct effect *e, enum db_backend b, struct strbuf out[EFFECT_UNDO_MAX])
+{
+	switch (e->kind) {
+	case EFFECT_NONE:
+	case EFFECT_UNKNOWN:
+		return 0;
+	case EFFECT_TABLE:
+		strbuf_addstr(&out[0], "DROP TABLE IF EXISTS ");
+		db_quote_ident(b, &out[0], e->name);
+		return 1;
+	case EFFECT_COLUMN:
+		add_alter(b, &out[0], e->table);
+		/* SQLite has no IF EXISTS here: the caller checks presence first. */
+		strbuf_addstr(&out[0], b == DB_BACKEND_SQLITE ? " DROP COLUMN " :
+			      " DROP COLUMN IF EXISTS ");
+		db_quote_ident(b, &out[0], e->name);
+		return 1;
+	case EFFECT_INDEX:
+		strbuf_addstr(&out[0], b == DB_BACKEND_POSTGRESQL ?
+			      "DROP INDEX CONCURRENTLY IF EXISTS " : "DROP INDEX IF EXISTS ");
+		db_quote_ident(b, &out[0], e->name);
+		if (b == DB_BACKEND_MYSQL) {
+			strbuf_addstr(&out[0], " ON ");
+			db_quote_ident(b, &out[0], e->table);
+		}
+		return 1;
+	case EFFECT_TRIGGER:
+		strbuf_addstr(&out[0], "DROP TRIGGER IF EXISTS ");
+		db_quote_ident(b, &out[0], e->name);
+		if (b == DB_BACKEND_POSTGRESQL) {
+			strbuf_addstr(&out[0], " ON ");
+			db_quote_ident(b, &out[0], e->table);
+		}
+		return 1;
+	case EFFECT_FUNCTION:
+		if (b == DB_BACKEND_SQLITE)
+			return 0;
+		strbuf_addstr(&out[0], "DROP FUNCTION IF EXISTS ");
+		db_quote_ident(b, &out[0], e->name);
+		if (b == DB_BACKEND_POSTGRESQL)
+			strbuf_addf(&out[0], "(%s)", e->args);
+		return 1;
+	case EFFECT_CONSTRAINT:
+		if (b == DB_BACKEND_SQLITE)
+			return 0;
+		if (b == DB_BACKEND_MYSQL && e->unique) {
+			strbuf_addstr(&out[0], "DROP INDEX IF EXISTS ");
+			db_quote_ident(b, &out[0], e->name);
+			strbuf_addstr(&out[0], " ON ");
+			db_quote_ident(b, &out[0], e->table);
+			return 1;
+		}
+		add_alter(b, &out[0], e->table);
+		strbuf_addstr(&out[0], " DROP CONSTRAINT IF EXISTS ");
+		db_quote_ident(b, &out[0], e->name);
+		return 1;
+	case EFFECT_FOREIGN_KEY:
+		if (b == DB_BACKEND_SQLITE)
+			return 0;
+		add_alter(b, &out[0], e->table);
+		strbuf_addstr(&out[0], b == DB_BACKEND_MYSQL ? " DROP FOREIGN KEY IF EXISTS " :
+			      " DROP CONSTRAINT IF EXISTS ");
+		db_quote_ident(b, &out[0], e->name);
+		if (b != DB_BACKEND_MYSQL)
+			return 1;
+		/* MariaDB made an index of the key's name for it; dropping the key keeps it. */
+		strbuf_addstr(&out[1], "DROP INDEX IF EXISTS ");
+		db_quote_ident(b, &out[1], e->name);
+		strbuf_addstr(&out[1], " ON ");
+		db_quote_ident(b, &out[1], e->table);
+		return 2;
+	case EFFECT_VIEW:
+		strbuf_addstr(&out[0], "DROP VIEW IF EXISTS ");
+		db_quote_ident(b, &out[0], e->name);
+		return 1;
+	case EFFECT_DROP_NOT_NULL:
+		if (b != DB_BACKEND_POSTGRESQL)
+			return 0;
+		add_alter(b, &out[0], e->table);
+		strbuf_addstr(&out[0], " ALTER COLUMN ");
+		db_quote_ident(b, &out[0], e->name);
+		strbuf_addstr(&out[0], " SET NOT NULL");
+		return 1;
+	}
+	return 0;
+}
+
+/* Names in MariaDB and SQLite schemas compare without case. */
+static bool
+same_name(enum db_backend b, const char *x, const char *y)
+{
+	return b == DB_BACKEND_POSTGRESQL ? strcmp(x, y) == 0 : strcasecmp(x, y) == 0;
+}
+
+/* Whether the function exists in the connection's schema. */
+static int
+function_present(struct db_conn *conn, const char *name, bool *present,
+		 struct dbphase_error *err)
+{
+	struct db_param p = DB_TEXT(name);
+	struct db_result *res;
+	const char *sql = conn->drv->backend == DB_BACKEND_POSTGRESQL ?
+		"SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n "
+		"ON n.oid = p.pronamespace WHERE n.nspname = current_schema() AND p.proname = $1" :
+		"SELECT 1 FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE() "
+		"AND ROUTINE_NAME = $1";
+	int rc = db_query(conn, sql, &p, 1, &res, err);
+
+	if (rc < 0)
+		return rc;
+	*present = res->n_rows > 0;
+	db_result_free(res);
+	return 0;
+}
+
+/* Look e up in its table's description. */
+static bool
+in_table(enum db_backend b, const struct effect *e, const struct db_table_info *info)
+{
+	size_t i;
+
+	switch (e->kind) {
+	case EFFECT_COLUMN:
+		for (i = 0; i < info->n_columns; i++)
+			if (same_name(b, info->columns[i].name, e->name))
+				return true;
+		return false;
+	case EFFECT_DROP_NOT_NULL:
+		for (i = 0; i < info->n_columns; i++)
+			if (same_name(b, info->columns[i].name, e->name))
+				return info->columns[i].nullable;
+		return false;
+	case EFFECT_INDEX:
+		for (i = 0; i < info->n_indexes; i++)
+			if (same_name(b, info->indexes[i].name, e->name))
+				return info->indexes[i].valid;
+		return false;
+	case EFFECT_TRIGGER:
+		for (i = 0; i < info->n_triggers; i++)
+			if (same_name(b, info->triggers[i].name, e->name))
+				return true;
+		return false;
+	case EFFECT_CONSTRAINT:
+	case EFFECT_FOREIGN_KEY:
+		for (i = 0; i < info->n_constraints; i++)
+			if (same_name(b, info->constraints[i].name, e->name))
+				return true;
+		/* A unique constraint is an index on MariaDB and SQLite. */
+		for (i = 0; e->unique && i < info->n_indexes; i++)
+			if (same_name(b, info->indexes[i].name, e->name))
+				return true;
+		return false;
+	default:
+		return false;
+	}
+}
+
+int
+effect_present(struct db_conn *conn, const struct effect *e, bool *present, bool *known,
+	       struct dbphase_error *err)
+{
+	enum db_backend b = conn->drv->backend;
+	struct db_table_info info;
+	int rc;
+
+	*present = false;
+	*known = true;
+	switch (e->kind) {
+	case EFFECT_NONE:
+	case EFFECT_UNKNOWN:
+	case EFFECT_VIEW:
+		*known = false;
+		return 0;
+	case EFFECT_TABLE:
+		return conn->drv->table_exists(conn, e->name, present, err);
+	case EFFECT_FUNCTION:
+		if (b == DB_BACKEND_SQLITE) {
+			*known = false;
+			return 0;
+		}
+		return function_present(conn, e->name, present, err);
+	default:
+		break;
+	}
+	memset(&info, 0, sizeof(info));
+	rc = conn->drv->describe_table(conn, e->table, &info, err);
+	if (rc == DBPHASE_ENOTFOUND) {
+		err_release(err);
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	*present = in_table(b, e, &info);
+	db_table_info_release(&info);
+	return 0;
+}
