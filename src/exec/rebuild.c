@@ -6,9 +6,9 @@
  *
  * The new definition is the table's live CREATE TABLE text with one column
  * edited, so everything else about the table (other columns added since
- * the plan was made, CHECKs, collations, AUTOINCREMENT) survives.  The
- * text is tokenized, never matched with patterns: quotes and parentheses
- * are respected.
+ * the plan was made, CHECKs, collations, AUTOINCREMENT and its high-water
+ * mark) survives.  The text is tokenized, never matched with patterns:
+ * quotes and parentheses are respected.
  */
 #include "config.h"
 
@@ -293,6 +293,52 @@ free_list(char **list, size_t n)
 	free(list);
 }
 
+/*
+ * AUTOINCREMENT's high-water mark of table in sqlite_sequence, which
+ * DROP TABLE forgets: a rebuilt table would hand out again the ids of the
+ * rows deleted last.  *seq is -1 when there is none.
+ */
+static int
+sequence_get(struct db_conn *conn, const char *table, int64_t *seq, struct dbphase_error *err)
+{
+	char **v = NULL;
+	size_t n = 0;
+	int rc;
+
+	*seq = -1;
+	rc = query_column(conn, "SELECT name FROM sqlite_master WHERE type = 'table' "
+			  "AND name = $1", "sqlite_sequence", &v, &n, err);
+	if (rc < 0 || n == 0)
+		goto out;
+	free_list(v, n);
+	v = NULL;
+	n = 0;
+	rc = query_column(conn, "SELECT seq FROM sqlite_sequence WHERE name = $1", table, &v, &n,
+			  err);
+	if (rc == 0 && n > 0 && v[0])
+		*seq = strtoll(v[0], NULL, 10);
+out:
+	free_list(v, n);
+	return rc;
+}
+
+static int
+sequence_put(struct db_conn *conn, const char *table, int64_t seq, struct dbphase_error *err)
+{
+	struct db_param p[2] = { DB_TEXT(table), DB_INT(seq) };
+	int rc;
+
+	if (seq < 0)
+		return 0;
+	rc = db_query(conn, "INSERT INTO sqlite_sequence (name, seq) SELECT $1, $2 "
+		      "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = $1)",
+		      p, 2, NULL, err);
+	if (rc == 0)
+		rc = db_query(conn, "UPDATE sqlite_sequence SET seq = $2 WHERE name = $1 AND seq < $2",
+			      p, 2, NULL, err);
+	return rc;
+}
+
 static int
 exec_sql(struct db_conn *conn, struct strbuf *sql, struct dbphase_error *err)
 {
@@ -311,6 +357,7 @@ exec_sqlite_rebuild(struct db_conn *conn, const struct exec_job *job,
 	char **objects = NULL, **create = NULL, **names = NULL;
 	size_t n_objects = 0, n_create = 0, n_names = 0, i;
 	struct dbphase_error ignored = DBPHASE_ERROR_INIT;
+	int64_t seq;
 	int rc;
 
 	if ((rc = conn->drv->begin(conn, err)) < 0)
@@ -329,7 +376,7 @@ exec_sqlite_rebuild(struct db_conn *conn, const struct exec_job *job,
 		goto fail;
 	rc = query_column(conn, "SELECT name FROM pragma_table_info($1) ORDER BY cid",
 			  job->table, &names, &n_names, err);
-	if (rc < 0)
+	if (rc < 0 || (rc = sequence_get(conn, job->table, &seq, err)) < 0)
 		goto fail;
 	for (i = 0; i < n_names; i++) {
 		if (i)
@@ -359,7 +406,8 @@ exec_sqlite_rebuild(struct db_conn *conn, const struct exec_job *job,
 	db_quote_ident(DB_BACKEND_SQLITE, &sql, tmp);
 	strbuf_addstr(&sql, " RENAME TO ");
 	db_quote_ident(DB_BACKEND_SQLITE, &sql, job->table);
-	if ((rc = exec_sql(conn, &sql, err)) < 0)
+	if ((rc = exec_sql(conn, &sql, err)) < 0 ||
+	    (rc = sequence_put(conn, job->table, seq, err)) < 0)
 		goto fail;
 	for (i = 0; i < n_objects; i++)
 		if ((rc = db_exec(conn, objects[i], err)) < 0) {

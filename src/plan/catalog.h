@@ -27,7 +27,8 @@
  * A step's statements run in one transaction where the backend allows DDL
  * in transactions, unless it says 'atomic: false' (CREATE INDEX
  * CONCURRENTLY cannot).  'backfill' and 'rebuild' name the parameter that
- * holds the table (and 'rebuild' the column).  Rebuilds are SQLite's: they
+ * holds the table (and 'rebuild' the column, or a variable the operation
+ * sets to the plain name of a column it makes).  Rebuilds are SQLite's: they
  * edit the table's live definition at run time, because a definition
  * computed at plan time would miss columns that other steps add first.
  *

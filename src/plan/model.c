@@ -66,8 +66,41 @@ model_release(struct model *m)
 
 	for (i = 0; i < m->n_tables; i++)
 		model_table_release(&m->tables[i]);
+	for (i = 0; i < m->n_gone; i++) {
+		free(m->gone[i].table);
+		free(m->gone[i].column);
+		free(m->gone[i].what);
+	}
 	free(m->tables);
+	free(m->gone);
 	memset(m, 0, sizeof(*m));
+}
+
+void
+model_note_gone(struct model *m, const char *table, const char *column, const char *what)
+{
+	struct model_gone *g;
+
+	m->gone = xrealloc(m->gone, (m->n_gone + 1) * sizeof(*m->gone));
+	g = &m->gone[m->n_gone++];
+	g->table = xstrdup(table);
+	g->column = xstrdup_or_null(column);
+	g->what = xstrdup(what);
+}
+
+const char *
+model_gone_what(const struct model *m, const char *table, const char *column)
+{
+	size_t i;
+
+	for (i = m->n_gone; i-- > 0;) {
+		const struct model_gone *g = &m->gone[i];
+
+		if (strcmp(g->table, table) == 0 &&
+		    (column ? g->column && strcmp(g->column, column) == 0 : g->column == NULL))
+			return g->what;
+	}
+	return NULL;
 }
 
 struct model_table *

@@ -40,12 +40,30 @@ struct model_table {
 	int64_t created_in;
 };
 
+/*
+ * What became of a table or column that is gone, for messages about later
+ * uses of it: "dropped by drop_column at versions/002_x.yaml:3:5".
+ */
+struct model_gone {
+	char *table;
+	char *column;		/* NULL: the table itself */
+	char *what;
+};
+
 struct model {
 	struct model_table *tables;
 	size_t n_tables;
+	struct model_gone *gone;
+	size_t n_gone;
 };
 
 void model_release(struct model *m);
+
+/* Note what became of table (column NULL) or of one of its columns. */
+void model_note_gone(struct model *m, const char *table, const char *column,
+		     const char *what);
+/* The latest note about table or column, or NULL. */
+const char *model_gone_what(const struct model *m, const char *table, const char *column);
 
 struct model_table *model_table(struct model *m, const char *name);
 struct model_table *model_add_table(struct model *m, const char *name);

@@ -52,6 +52,16 @@ struct pending_fill {
 	bool filled;
 };
 
+/*
+ * A table renamed by the current migration: until its contract the new
+ * name is a view, which no other operation of the migration may change.
+ */
+struct renamed_table {
+	char *name;
+	char *from;
+	char *where;		/* "path:line:col" of the rename_table */
+};
+
 struct op_ctx {
 	const struct repo *repo;
 	const struct migration *mig;
@@ -62,6 +72,8 @@ struct op_ctx {
 	struct vars vars;
 	struct pending_fill *fills;	/* of the current migration */
 	size_t n_fills;
+	struct renamed_table *renamed;	/* by the current migration */
+	size_t n_renamed;
 	struct dbphase_error *err;
 };
 
@@ -254,6 +266,83 @@ op_error(struct op_ctx *c, const struct ynode *at, const char *fmt, ...)
 	return rc;
 }
 
+/* "path:line:col" of the current operation; caller frees. */
+static char *
+op_where(const struct op_ctx *c)
+{
+	return xasprintf("%s:%d:%d", c->mig->path, c->mop->node->line, c->mop->node->col);
+}
+
+/* Note that this operation makes table (or its column) go away. */
+static void
+note_gone(struct op_ctx *c, const char *table, const char *column, const char *how)
+{
+	char *where = op_where(c);
+	char *what = xasprintf("%s by %s at %s", how, c->mop->kind, where);
+
+	model_note_gone(c->model, table, column, what);
+	free(what);
+	free(where);
+}
+
+static int
+missing_table(struct op_ctx *c, const struct ynode *at, const char *name)
+{
+	const char *what = model_gone_what(c->model, name, NULL);
+
+	if (what)
+		return op_error(c, at, "table '%s' does not exist at version %lld: it was %s",
+				name, (long long)c->mig->version, what);
+	return op_error(c, at, "table '%s' does not exist at version %lld", name,
+			(long long)c->mig->version);
+}
+
+static int
+missing_column(struct op_ctx *c, const struct ynode *at, const struct model_table *t,
+	       const char *name)
+{
+	const char *what = model_gone_what(c->model, t->name, name);
+
+	if (what)
+		return op_error(c, at,
+				"column '%s' does not exist in table '%s' at version %lld: it was %s",
+				name, t->name, (long long)c->mig->version, what);
+	return op_error(c, at, "column '%s' does not exist in table '%s' at version %lld",
+			name, t->name, (long long)c->mig->version);
+}
+
+/*
+ * A string or boolean argument; a wrong kind of value is refused in the
+ * operation's words: "add_column: 'type' must be a string, not a list".
+ * what names the value ("'type'", "a column name").
+ */
+static int
+arg_str(struct op_ctx *c, const struct ynode *v, const char *what, const char **out)
+{
+	char *text = xasprintf("%s: %s", c->mop->kind, what);
+	int rc = ynode_str(&c->mig->doc, v, text, out, c->err);
+
+	free(text);
+	return rc;
+}
+
+static int
+arg_bool(struct op_ctx *c, const struct ynode *v, const char *what, bool *out)
+{
+	char *text = xasprintf("%s: %s", c->mop->kind, what);
+	int rc = ynode_bool(&c->mig->doc, v, text, out, c->err);
+
+	free(text);
+	return rc;
+}
+
+/* "'name'" for messages; caller frees. */
+static char *
+quoted(const char *name)
+{
+	return xasprintf("'%s'", name);
+}
+
 /* ---- expressions -------------------------------------------------------- */
 
 /* An expression: one string, or a map of backend (or "all") to string. */
@@ -432,7 +521,6 @@ parse_column_def(struct op_ctx *c, const struct ynode *node, struct model_column
 {
 	static const char *const keys[] = { "name", "type", "nullable", "default",
 					    "primary_key", "autoincrement", NULL };
-	const struct ydoc *doc = &c->mig->doc;
 	const struct ynode *v;
 	const char *s;
 	size_t i;
@@ -455,12 +543,12 @@ parse_column_def(struct op_ctx *c, const struct ynode *node, struct model_column
 	}
 	if (!(v = ynode_get(node, "name")))
 		return op_error(c, node, "a column needs 'name'");
-	if ((rc = ynode_str(doc, v, "'name'", &s, c->err)) < 0)
+	if ((rc = arg_str(c, v, "'name'", &s)) < 0)
 		return rc;
 	col->name = xstrdup(s);
 	if (!(v = ynode_get(node, "type")))
 		return op_error(c, node, "column '%s' needs 'type'", col->name);
-	if ((rc = ynode_str(doc, v, "'type'", &s, c->err)) < 0)
+	if ((rc = arg_str(c, v, "'type'", &s)) < 0)
 		return rc;
 	if (!type_valid(s))
 		return op_error(c, v,
@@ -468,13 +556,13 @@ parse_column_def(struct op_ctx *c, const struct ynode *node, struct model_column
 				s);
 	col->type = xstrdup(s);
 	if ((v = ynode_get(node, "nullable")) &&
-	    (rc = ynode_bool(doc, v, "'nullable'", &col->nullable, c->err)) < 0)
+	    (rc = arg_bool(c, v, "'nullable'", &col->nullable)) < 0)
 		return rc;
 	if ((v = ynode_get(node, "primary_key")) &&
-	    (rc = ynode_bool(doc, v, "'primary_key'", &col->primary_key, c->err)) < 0)
+	    (rc = arg_bool(c, v, "'primary_key'", &col->primary_key)) < 0)
 		return rc;
 	if ((v = ynode_get(node, "autoincrement")) &&
-	    (rc = ynode_bool(doc, v, "'autoincrement'", &col->autoincrement, c->err)) < 0)
+	    (rc = arg_bool(c, v, "'autoincrement'", &col->autoincrement)) < 0)
 		return rc;
 	if (col->primary_key)
 		col->nullable = false;
@@ -500,7 +588,8 @@ render_column_def(enum db_backend b, const struct model_column *col, bool force_
 	db_quote_ident(b, out, col->name);
 	strbuf_addch(out, ' ');
 	if (col->autoincrement && inline_pk && b == DB_BACKEND_SQLITE) {
-		strbuf_addstr(out, "INTEGER PRIMARY KEY AUTOINCREMENT");
+		/* NOT NULL too, so that introspection tells what the model says. */
+		strbuf_addstr(out, "INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT");
 		return;
 	}
 	type_render(col->type, b, out, &expected);
@@ -615,10 +704,11 @@ valid_identifier(const char *s)
 	return n > 0 && n <= NAME_MAX_LEN && strchr(s, '\0') == s + n;
 }
 
+/* Check v, the value of parameter p, and set its variables; what is "'p'". */
 static int
-check_param(struct op_ctx *c, const struct catalog_param *p, const struct ynode *v)
+check_param_value(struct op_ctx *c, const struct catalog_param *p, const struct ynode *v,
+		  const char *what)
 {
-	const struct ydoc *doc = &c->mig->doc;
 	struct model_table *t = arg_table(c);
 	const char *s, *table_name = arg_string(c, "table");
 	struct strbuf sb = STRBUF_INIT;
@@ -632,22 +722,29 @@ check_param(struct op_ctx *c, const struct catalog_param *p, const struct ynode 
 	case PARAM_NEW_TABLE:
 	case PARAM_COLUMN:
 	case PARAM_NEW_COLUMN:
-		if ((rc = ynode_str(doc, v, p->name, &s, c->err)) < 0)
+		if ((rc = arg_str(c, v, what, &s)) < 0)
 			return rc;
 		if (!valid_identifier(s))
 			return op_error(c, v, "'%s' is not a valid name (1 to %d characters)", s,
 					NAME_MAX_LEN);
 		if (p->kind == PARAM_TABLE && !model_table(c->model, s))
-			return op_error(c, v, "table '%s' does not exist at version %lld", s,
-					(long long)c->mig->version);
+			return missing_table(c, v, s);
+		if (p->kind == PARAM_TABLE) {
+			for (i = 0; i < c->n_renamed; i++)
+				if (strcmp(c->renamed[i].name, s) == 0)
+					return op_error(c, v,
+							"table '%s' is a view of '%s' until the contract "
+							"of this migration (rename_table at %s): change "
+							"it in a later migration",
+							s, c->renamed[i].from, c->renamed[i].where);
+		}
 		if (p->kind == PARAM_NEW_TABLE && model_table(c->model, s))
 			return op_error(c, v, "table '%s' already exists at version %lld", s,
 					(long long)c->mig->version);
 		if ((p->kind == PARAM_COLUMN || p->kind == PARAM_NEW_COLUMN) && t == NULL)
 			return op_error(c, v, "'%s' needs an existing 'table'", p->name);
 		if (p->kind == PARAM_COLUMN && !model_column(t, s))
-			return op_error(c, v, "column '%s' does not exist in table '%s' at version %lld",
-					s, t->name, (long long)c->mig->version);
+			return missing_column(c, v, t, s);
 		if (p->kind == PARAM_NEW_COLUMN && model_column(t, s))
 			return op_error(c, v, "column '%s' already exists in table '%s'", s, t->name);
 		vars_set_ident(c, p->name, s);
@@ -666,12 +763,10 @@ check_param(struct op_ctx *c, const struct catalog_param *p, const struct ynode 
 		if (t == NULL)
 			return op_error(c, v, "'%s' needs an existing 'table'", p->name);
 		for (i = 0; i < v->n; i++) {
-			if ((rc = ynode_str(doc, v->items[i], "a column name", &s, c->err)) < 0)
+			if ((rc = arg_str(c, v->items[i], "a column name", &s)) < 0)
 				return rc;
 			if (!model_column(t, s))
-				return op_error(c, v->items[i],
-						"column '%s' does not exist in table '%s' at version %lld",
-						s, t->name, (long long)c->mig->version);
+				return missing_column(c, v->items[i], t, s);
 			if (i)
 				strbuf_addstr(&sb, ", ");
 			db_quote_ident(c->backend, &sb, s);
@@ -714,7 +809,7 @@ check_param(struct op_ctx *c, const struct catalog_param *p, const struct ynode 
 		}
 		break;
 	case PARAM_TYPE:
-		if ((rc = ynode_str(doc, v, p->name, &s, c->err)) < 0)
+		if ((rc = arg_str(c, v, what, &s)) < 0)
 			return rc;
 		{
 			const char *expected;
@@ -737,9 +832,7 @@ check_param(struct op_ctx *c, const struct catalog_param *p, const struct ynode 
 		for (i = 0; i < v->n && rc == 0; i++) {
 			s = v->keys[i]->scalar;
 			if (!model_column(t, s))
-				return op_error(c, v->keys[i],
-						"column '%s' does not exist in table '%s' at version %lld",
-						s, t->name, (long long)c->mig->version);
+				return missing_column(c, v->keys[i], t, s);
 			if (i)
 				strbuf_addstr(&sb, ", ");
 			db_quote_ident(c->backend, &sb, s);
@@ -751,7 +844,7 @@ check_param(struct op_ctx *c, const struct catalog_param *p, const struct ynode 
 			vars_set(&c->vars, p->name, sb.buf);
 		break;
 	case PARAM_STRING:
-		if ((rc = ynode_str(doc, v, p->name, &s, c->err)) == 0) {
+		if ((rc = arg_str(c, v, what, &s)) == 0) {
 			char *lit = quote_literal(c->backend, s);
 
 			vars_set(&c->vars, p->name, lit);
@@ -759,11 +852,11 @@ check_param(struct op_ctx *c, const struct catalog_param *p, const struct ynode 
 		}
 		break;
 	case PARAM_BOOL:
-		if ((rc = ynode_bool(doc, v, p->name, &flag, c->err)) == 0)
+		if ((rc = arg_bool(c, v, what, &flag)) == 0)
 			vars_flag(&c->vars, p->name, flag);
 		break;
 	case PARAM_PHASE:
-		if ((rc = ynode_str(doc, v, p->name, &s, c->err)) < 0)
+		if ((rc = arg_str(c, v, what, &s)) < 0)
 			return rc;
 		if (phase_from_name(s) < 0)
 			return op_error(c, v, "unknown phase '%s'; expected expand, migrate or contract", s);
@@ -784,6 +877,16 @@ check_param(struct op_ctx *c, const struct catalog_param *p, const struct ynode 
 	}
 	(void)table_name;
 	strbuf_release(&sb);
+	return rc;
+}
+
+static int
+check_param(struct op_ctx *c, const struct catalog_param *p, const struct ynode *v)
+{
+	char *what = quoted(p->name);
+	int rc = check_param_value(c, p, v, what);
+
+	free(what);
 	return rc;
 }
 
@@ -870,6 +973,7 @@ op_create_table(struct op_ctx *c)
 static int
 op_drop_table(struct op_ctx *c)
 {
+	note_gone(c, arg_string(c, "name"), NULL, "dropped");
 	model_drop_table(c->model, arg_string(c, "name"));
 	return 0;
 }
@@ -893,10 +997,19 @@ op_rename_table(struct op_ctx *c)
 		return op_error(c, NULL, "table '%s' has no primary key, which SQLite's "
 				"writable view needs to find rows", t->name);
 	for (i = 0; i < t->n_columns; i++) {
+		const char *def = t->columns[i].default_sql[c->backend];
 		char *q = quote_ident(c->backend, t->columns[i].name);
 
 		strbuf_addf(&cols, "%s%s", i ? ", " : "", q);
-		strbuf_addf(&news, "%sNEW.%s", i ? ", " : "", q);
+		/*
+		 * An INSTEAD OF trigger sees NULL for a column the insert left
+		 * out: the table's default stands in for it, as it would on
+		 * the table itself (an explicit NULL gets the default too).
+		 */
+		if (def)
+			strbuf_addf(&news, "%sCOALESCE(NEW.%s, %s)", i ? ", " : "", q, def);
+		else
+			strbuf_addf(&news, "%sNEW.%s", i ? ", " : "", q);
 		strbuf_addf(&assign, "%s%s = NEW.%s", i ? ", " : "", q, q);
 		free(q);
 	}
@@ -910,6 +1023,7 @@ op_rename_table(struct op_ctx *c)
 	vars_set(&c->vars, "new_columns", news.buf);
 	vars_set(&c->vars, "assign_new", assign.buf);
 	vars_set(&c->vars, "key_match", match.buf);
+	vars_set_object(c, "view_old", to, "view");	/* MariaDB's view, moved aside */
 	vars_set_object(c, "trigger_ins", to, "view_i");
 	vars_set_object(c, "trigger_upd", to, "view_u");
 	vars_set_object(c, "trigger_del", to, "view_d");
@@ -917,6 +1031,18 @@ op_rename_table(struct op_ctx *c)
 	strbuf_release(&news);
 	strbuf_release(&assign);
 	strbuf_release(&match);
+	{
+		char *how = xasprintf("renamed to '%s'", to);
+		struct renamed_table *r;
+
+		note_gone(c, t->name, NULL, how);
+		free(how);
+		c->renamed = xrealloc(c->renamed, (c->n_renamed + 1) * sizeof(*c->renamed));
+		r = &c->renamed[c->n_renamed++];
+		r->name = xstrdup(to);
+		r->from = xstrdup(t->name);
+		r->where = op_where(c);
+	}
 	free(t->name);
 	t->name = xstrdup(to);
 	return 0;
@@ -973,7 +1099,22 @@ op_drop_column(struct op_ctx *c)
 	if (col->primary_key)
 		return op_error(c, ynode_get(c->mop->args, "column"),
 				"column '%s' is part of the primary key of '%s'", name, t->name);
-	/* SQLite refuses to drop an indexed column: drop its indexes first. */
+	/*
+	 * From migrate on, new code's inserts leave the column out: NOT NULL
+	 * without a default would refuse them, so it goes in expand.
+	 */
+	vars_flag(&c->vars, "relax", !col->nullable && col->default_sql[c->backend] == NULL);
+	{
+		char *def = column_def_text(c->backend, col, true);
+
+		vars_set(&c->vars, "column_def_nullable", def);
+		free(def);
+	}
+	/*
+	 * Indexes that use the column go with it: SQLite refuses to drop an
+	 * indexed column, and MariaDB would keep a multi-column index without
+	 * it where PostgreSQL drops the index.
+	 */
 	vars_list(&c->vars, "indexes");
 	for (i = 0; i < t->n_indexes; i++)
 		for (j = 0; j < t->indexes[i].n_columns; j++)
@@ -983,6 +1124,7 @@ op_drop_column(struct op_ctx *c)
 				vars_push(&c->vars, "indexes", q);
 				free(q);
 			}
+	note_gone(c, t->name, name, "dropped");
 	model_drop_column(t, name);
 	return 0;
 }
@@ -992,6 +1134,7 @@ static void
 shadow_indexes(struct op_ctx *c, struct model_table *t, const char *column,
 	       const char *shadow)
 {
+	struct strbuf drop = STRBUF_INIT, rename = STRBUF_INIT;
 	size_t i, j;
 
 	vars_list(&c->vars, "ix");
@@ -1017,13 +1160,17 @@ shadow_indexes(struct op_ctx *c, struct model_table *t, const char *column,
 			db_quote_ident(c->backend, &orig, ix->columns[j]);
 		}
 		if (uses) {
+			char *qs;
+
 			q = quote_ident(c->backend, ix->name);
 			vars_push(&c->vars, "ix", q);
-			free(q);
 			sname = object_name(c, ix->name, "ix");
-			q = quote_ident(c->backend, sname);
-			vars_push(&c->vars, "ix_shadow", q);
+			qs = quote_ident(c->backend, sname);
+			vars_push(&c->vars, "ix_shadow", qs);
+			strbuf_addf(&drop, "DROP INDEX %s, ", q);
+			strbuf_addf(&rename, ", RENAME INDEX %s TO %s", qs, q);
 			free(q);
+			free(qs);
 			free(sname);
 			vars_push(&c->vars, "ix_shadow_columns", cols.buf);
 			vars_push(&c->vars, "ix_columns", orig.buf);
@@ -1032,6 +1179,11 @@ shadow_indexes(struct op_ctx *c, struct model_table *t, const char *column,
 		strbuf_release(&cols);
 		strbuf_release(&orig);
 	}
+	/* MariaDB trades the names in the ALTER TABLE that drops the column. */
+	vars_set(&c->vars, "ix_swap_drop", drop.buf);
+	vars_set(&c->vars, "ix_swap_rename", rename.buf);
+	strbuf_release(&drop);
+	strbuf_release(&rename);
 }
 
 static int
@@ -1042,6 +1194,8 @@ op_rename_column(struct op_ctx *c)
 	struct model_column *col = model_column(t, from);
 	struct model_column copy;
 	bool not_null = !col->nullable;
+	const char *from_default = col->default_sql[c->backend];
+	struct strbuf swap_drop = STRBUF_INIT, swap_rename = STRBUF_INIT;
 	size_t i, j;
 	char *def;
 
@@ -1055,15 +1209,34 @@ op_rename_column(struct op_ctx *c)
 	vars_set_object(c, "function", t->name, "sync_fn");
 	vars_set_object(c, "check", t->name, "nn");
 	vars_flag(&c->vars, "not_null", not_null);
+	vars_set_object(c, "trigger_ins3", t->name, "sync_i3");
 	/*
-	 * New code inserts rows through the new column only.  Where the old
-	 * column is NOT NULL, PostgreSQL's and MariaDB's BEFORE triggers fill
-	 * it in time; SQLite's AFTER triggers come too late, so on SQLite the
-	 * old column first loses its NOT NULL (a table rebuild).
+	 * New code inserts rows through the new column only, old code
+	 * through the old one.  A default on the old column would fill it in
+	 * new code's inserts before the triggers could copy the new value, so
+	 * the triggers apply it instead, to rows that have neither column,
+	 * and the column loses it in expand.  Where the old column is NOT
+	 * NULL, PostgreSQL's and MariaDB's BEFORE triggers fill it in time;
+	 * SQLite's AFTER triggers come too late, so on SQLite the old column
+	 * loses its NOT NULL and default by a table rebuild.
 	 */
-	vars_flag(&c->vars, "relax", not_null && c->backend == DB_BACKEND_SQLITE);
+	vars_set(&c->vars, "from_default", from_default ? from_default : "NULL");
+	vars_flag(&c->vars, "relax",
+		  c->backend == DB_BACKEND_SQLITE && (not_null || from_default != NULL));
+	vars_set(&c->vars, "relax_not_null", not_null ? "false" : "");
+	vars_set(&c->vars, "relax_drop_default", from_default ? "true" : "");
 	vars_set(&c->vars, "final_not_null", not_null ? "true" : "");
-	vars_flag(&c->vars, "finalize", not_null || col->default_sql[c->backend] != NULL);
+	vars_flag(&c->vars, "finalize", not_null || from_default != NULL);
+	/* MariaDB: the old column as contract leaves it, once the triggers go. */
+	model_column_copy(&copy, col);
+	for (i = 0; i < DB_BACKEND__COUNT; i++) {
+		free(copy.default_sql[i]);
+		copy.default_sql[i] = NULL;
+	}
+	def = column_def_text(c->backend, &copy, true);
+	vars_set(&c->vars, "from_def_nullable", def);
+	free(def);
+	model_column_release(&copy);
 	if (not_null && c->backend == DB_BACKEND_SQLITE) {
 		col->nullable = true;
 	}
@@ -1084,7 +1257,8 @@ op_rename_column(struct op_ctx *c)
 	/*
 	 * New code's indexes: copies of the old column's indexes on the new
 	 * column, built without blocking in expand under a temporary name,
-	 * which they trade for the original one at contract.
+	 * which they trade for the original one at contract (on MariaDB in
+	 * the ALTER TABLE that drops the old column: ix_swap_*).
 	 */
 	vars_list(&c->vars, "ix_old");
 	vars_list(&c->vars, "ix_new");
@@ -1112,6 +1286,8 @@ op_rename_column(struct op_ctx *c)
 			vars_push(&c->vars, "ix_new", q);
 			vars_push(&c->vars, "ix_new_columns", cols.buf);
 			vars_push(&c->vars, "ix_new_unique", ix->unique ? "UNIQUE " : "");
+			strbuf_addf(&swap_drop, "DROP INDEX %s, ", qo);
+			strbuf_addf(&swap_rename, ", RENAME INDEX %s TO %s", q, qo);
 			for (j = 0; j < ix->n_columns; j++)
 				if (strcmp(ix->columns[j], from) == 0) {
 					free(ix->columns[j]);
@@ -1123,6 +1299,13 @@ op_rename_column(struct op_ctx *c)
 		}
 		strbuf_release(&cols);
 	}
+	vars_set(&c->vars, "ix_swap_drop", swap_drop.buf);
+	vars_set(&c->vars, "ix_swap_rename", swap_rename.buf);
+	strbuf_release(&swap_drop);
+	strbuf_release(&swap_rename);
+	def = xasprintf("renamed to '%s'", to);
+	note_gone(c, t->name, from, def);
+	free(def);
 	free(col->name);
 	col->name = xstrdup(to);
 	col->nullable = !not_null;
@@ -1148,6 +1331,7 @@ op_change_type(struct op_ctx *c)
 		goto out;
 	}
 	vars_set_ident(c, "shadow", shadow);
+	vars_set(&c->vars, "shadow_name", shadow);	/* unquoted, for the rebuild */
 	vars_set_object(c, "check", t->name, "nn");
 	vars_set_object(c, "trigger_ins", t->name, "cast_i");
 	vars_set_object(c, "trigger_upd", t->name, "cast_u");
@@ -1183,6 +1367,10 @@ op_change_type(struct op_ctx *c)
 		def = shadow_def_text(c->backend, &shadow_col);
 		vars_set(&c->vars, "shadow_def", def);
 		free(def);
+		/* What the shadow becomes before it takes the name (MariaDB). */
+		def = column_def_text(c->backend, &shadow_col, false);
+		vars_set(&c->vars, "shadow_final_def", def);
+		free(def);
 		set_final_default(c, &shadow_col);
 		/* The final column, as MariaDB's CHANGE needs it. */
 		free(shadow_col.name);
@@ -1197,11 +1385,32 @@ op_change_type(struct op_ctx *c)
 	col->type = xstrdup(to);
 	vars_flag(&c->vars, "not_null", !col->nullable);
 	vars_set(&c->vars, "final_not_null", !col->nullable ? "true" : "");
+	vars_flag(&c->vars, "finalize", !col->nullable || col->default_sql[c->backend] != NULL);
 out:
 	free(qcol);
 	free(shadow);
 	strbuf_release(&sb);
 	return rc;
+}
+
+/* Does an operation before the current one in this migration backfill column of table? */
+static bool
+backfilled_before(const struct op_ctx *c, const char *table, const char *column)
+{
+	const struct migration_op *op;
+
+	for (op = c->mig->ops; op < c->mop; op++) {
+		const struct ynode *tv, *set;
+
+		if (strcmp(op->kind, "backfill") != 0 || op->args->kind != YNODE_MAP)
+			continue;
+		tv = ynode_get(op->args, "table");
+		set = ynode_get(op->args, "set");
+		if (tv && tv->kind == YNODE_SCALAR && strcmp(tv->scalar, table) == 0 &&
+		    set && set->kind == YNODE_MAP && ynode_get(set, column))
+			return true;
+	}
+	return false;
 }
 
 static int
@@ -1211,6 +1420,13 @@ op_set_not_null(struct op_ctx *c)
 	struct model_column *col = model_column(t, arg_string(c, "column"));
 	char *def;
 
+	/*
+	 * PostgreSQL's NOT VALID check also refuses an update of a row that
+	 * still holds NULL: while a backfill of this migration has yet to
+	 * fill the column, old code's updates of such rows must keep
+	 * working, so the check waits for migrate, after the backfill.
+	 */
+	vars_flag(&c->vars, "check_early", !backfilled_before(c, t->name, col->name));
 	vars_set_object(c, "check", t->name, "nn");
 	col->nullable = false;
 	def = column_def_text(c->backend, col, false);
@@ -1319,16 +1535,28 @@ set_emulation_names(struct op_ctx *c, const char *constraint)
 {
 	char *ins = xasprintf("%.*s_dbp_i", NAME_MAX_LEN - 6, constraint);
 	char *upd = xasprintf("%.*s_dbp_u", NAME_MAX_LEN - 6, constraint);
+	char *chk = xasprintf("%.*s_dbp_c", NAME_MAX_LEN - 6, constraint);
 	char *msg = xasprintf("constraint %s violated", constraint);
 	char *lit = quote_literal(c->backend, msg);
+	char *old_msg = xasprintf("constraint %s violated by rows that exist", constraint);
+	char *old_lit = quote_literal(c->backend, old_msg);
+	char *old_ident = quote_ident(c->backend, old_msg);
 
 	vars_set_ident(c, "emul_ins", ins);
 	vars_set_ident(c, "emul_upd", upd);
+	vars_set_ident(c, "emul_chk", chk);
 	vars_set(&c->vars, "violation", lit);
+	/* The check of existing rows names the constraint in its error. */
+	vars_set(&c->vars, "violation_existing", old_lit);
+	vars_set(&c->vars, "violation_existing_ident", old_ident);
 	free(ins);
 	free(upd);
+	free(chk);
 	free(msg);
 	free(lit);
+	free(old_msg);
+	free(old_lit);
+	free(old_ident);
 }
 
 static int
@@ -1381,9 +1609,7 @@ op_add_foreign_key(struct op_ctx *c)
 	int rc = 0;
 
 	if (rt == NULL)
-		return op_error(c, ynode_get(c->mop->args, "references"),
-				"table '%s' does not exist at version %lld", ref,
-				(long long)c->mig->version);
+		return missing_table(c, ynode_get(c->mop->args, "references"), ref);
 	if (refs) {
 		if (refs->kind != YNODE_SEQ)
 			return op_error(c, refs, "'ref_columns' must be a list of column names");
@@ -1438,6 +1664,34 @@ op_add_foreign_key(struct op_ctx *c)
 	}
 	strbuf_addch(&missing, ')');
 	vars_set(&c->vars, "fk_missing", missing.buf);
+	/* The same test on the rows that exist, as {table} AS {row_alias}. */
+	vars_set_ident(c, "row_alias", "dbp_row");
+	strbuf_reset(&missing);
+	for (i = 0; i < n_refs; i++) {
+		strbuf_addstr(&missing, i ? " AND " : "(");
+		db_quote_ident(c->backend, &missing, "dbp_row");
+		strbuf_addch(&missing, '.');
+		db_quote_ident(c->backend, &missing, cols->items[i]->scalar);
+		strbuf_addstr(&missing, " IS NOT NULL");
+	}
+	strbuf_addstr(&missing, ") AND NOT EXISTS (SELECT 1 FROM ");
+	db_quote_ident(c->backend, &missing, ref);
+	strbuf_addch(&missing, ' ');
+	db_quote_ident(c->backend, &missing, "dbp_ref");
+	strbuf_addstr(&missing, " WHERE ");
+	for (i = 0; i < n_refs; i++) {
+		if (i)
+			strbuf_addstr(&missing, " AND ");
+		db_quote_ident(c->backend, &missing, "dbp_ref");
+		strbuf_addch(&missing, '.');
+		db_quote_ident(c->backend, &missing, ref_names[i]);
+		strbuf_addstr(&missing, " = ");
+		db_quote_ident(c->backend, &missing, "dbp_row");
+		strbuf_addch(&missing, '.');
+		db_quote_ident(c->backend, &missing, cols->items[i]->scalar);
+	}
+	strbuf_addch(&missing, ')');
+	vars_set(&c->vars, "fk_orphan", missing.buf);
 	vars_set(&c->vars, "on_delete_clause", "");
 	if (on_delete) {
 		const char *const *a;
@@ -1489,14 +1743,113 @@ find_fill(struct op_ctx *c, const char *table, const char *column)
 	return NULL;
 }
 
+/* "a IS NOT DISTINCT FROM (b)" (same) or "a IS DISTINCT FROM b" in the backend's words. */
+static void
+add_compare(enum db_backend b, struct strbuf *out, const char *x, const char *y, bool same)
+{
+	switch (b) {
+	case DB_BACKEND_POSTGRESQL:
+		strbuf_addf(out, same ? "%s IS NOT DISTINCT FROM (%s)" : "%s IS DISTINCT FROM %s",
+			    x, y);
+		break;
+	case DB_BACKEND_MYSQL:
+		strbuf_addf(out, same ? "%s <=> (%s)" : "NOT (%s <=> %s)", x, y);
+		break;
+	default:
+		strbuf_addf(out, same ? "%s IS (%s)" : "%s IS NOT %s", x, y);
+		break;
+	}
+}
+
+/*
+ * The trigger's side of a map of assignments (set: or reverse:): assign
+ * gets "NEW.x := e; " (PostgreSQL) or "SET NEW.x = e, ..." (MariaDB), e with
+ * the row's columns read from NEW; changed "(NEW.x <> OLD.x OR ...)"; kept
+ * "(NEW.x = OLD.x AND ...)"; all_null "NEW.x IS NULL AND ..."; same
+ * "NEW.x = (e) AND ..."; targets the quoted columns; deps the columns the
+ * expressions read.  Comparisons treat NULLs as equal.
+ */
+struct assign_sql {
+	struct strbuf assign, changed, kept, all_null, same, targets, deps;
+};
+
+static int
+assign_sql_build(struct op_ctx *c, const struct model_table *t, const struct ynode *map,
+		 struct assign_sql *a)
+{
+	struct strbuf expr = STRBUF_INIT;
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < map->n && rc == 0; i++) {
+		char *q = quote_ident(c->backend, map->keys[i]->scalar);
+		char *nq = xasprintf("NEW.%s", q), *oq = xasprintf("OLD.%s", q);
+		const char *e;
+
+		if ((rc = expr_text(c, map->items[i], "the value", &e)) == 0) {
+			strbuf_reset(&expr);
+			expr_qualify(c->backend, e, t, "NEW", &expr, &a->deps);
+			if (c->backend == DB_BACKEND_POSTGRESQL)
+				strbuf_addf(&a->assign, "%s := %s; ", nq, expr.buf);
+			else
+				strbuf_addf(&a->assign, "%s%s = %s", i ? ", " : "SET ", nq, expr.buf);
+			strbuf_addstr(&a->changed, i ? " OR " : "(");
+			add_compare(c->backend, &a->changed, nq, oq, false);
+			strbuf_addstr(&a->kept, i ? " AND " : "(");
+			add_compare(c->backend, &a->kept, nq, oq, true);
+			strbuf_addf(&a->all_null, "%s%s IS NULL", i ? " AND " : "", nq);
+			if (i)
+				strbuf_addstr(&a->same, " AND ");
+			add_compare(c->backend, &a->same, nq, expr.buf, true);
+			strbuf_addf(&a->targets, "%s%s", i ? ", " : "", q);
+		}
+		free(q);
+		free(nq);
+		free(oq);
+	}
+	strbuf_addch(&a->changed, ')');
+	strbuf_addch(&a->kept, ')');
+	strbuf_release(&expr);
+	return rc;
+}
+
+static void
+assign_sql_release(struct assign_sql *a)
+{
+	strbuf_release(&a->assign);
+	strbuf_release(&a->changed);
+	strbuf_release(&a->kept);
+	strbuf_release(&a->all_null);
+	strbuf_release(&a->same);
+	strbuf_release(&a->targets);
+	strbuf_release(&a->deps);
+}
+
+/*
+ * A derived value comes one way (old code writes the source columns, the
+ * triggers compute the new ones) or, with 'reverse', both ways: new code
+ * writes the new columns and the triggers write the source columns back
+ * for old code.  Which side wrote a row is told by what it wrote: an
+ * insert that leaves every new column NULL is old code's; one way, an
+ * update that does not change a new column gets it computed, and one that
+ * does (new code, or the batches) keeps what it wrote; both ways, an
+ * update that changes a source column is old code's, and one that changes
+ * a new column to something other than what the source gives is new
+ * code's (so the batches, which write exactly that, do not turn around).
+ */
 static int
 op_backfill(struct op_ctx *c)
 {
 	struct model_table *t = arg_table(c);
 	const struct ynode *set = ynode_get(c->mop->args, "set");
+	const struct ynode *rev = ynode_get(c->mop->args, "reverse");
 	const struct model_column *pk[64];
-	struct strbuf assign = STRBUF_INIT, tmp = STRBUF_INIT, deps = STRBUF_INIT;
+	struct assign_sql fwd = { STRBUF_INIT, STRBUF_INIT, STRBUF_INIT, STRBUF_INIT, STRBUF_INIT,
+				  STRBUF_INIT, STRBUF_INIT };
+	struct assign_sql back = { STRBUF_INIT, STRBUF_INIT, STRBUF_INIT, STRBUF_INIT, STRBUF_INIT,
+				   STRBUF_INIT, STRBUF_INIT };
 	size_t i, n_new = 0;
+	bool new_default = false;
 	int rc = 0;
 
 	if (model_primary_key(t, pk, 64) == 0)
@@ -1516,41 +1869,64 @@ op_backfill(struct op_ctx *c)
 		return op_error(c, set,
 				"mixes columns added by this migration with existing ones; "
 				"write two backfills (a derived value gets a trigger, a one-off fix does not)");
-	/* A derived value: a trigger keeps it right for rows old code writes. */
-	vars_flag(&c->vars, "derived", n_new > 0);
-	vars_set_object(c, "trigger_ins", t->name, "fill_i");
-	vars_set_object(c, "trigger_upd", t->name, "fill_u");
-	vars_set_object(c, "function", t->name, "fill_fn");
-	for (i = 0; i < set->n && rc == 0; i++) {
-		const char *e;
+	for (i = 0; i < set->n; i++)
+		if (model_column(t, set->keys[i]->scalar)->default_sql[c->backend])
+			new_default = true;
+	if (rev && rev->kind == YNODE_MAP) {
+		if (new_default)
+			return op_error(c, rev, "'reverse' needs the columns of 'set' without a "
+					"default: a default hides which version wrote a row");
+		if (n_new == 0)
+			return op_error(c, rev, "'reverse' writes a derived value's source columns "
+					"back, so 'set' must fill columns this migration adds");
+		for (i = 0; i < rev->n; i++) {
+			const struct model_column *col = model_column(t, rev->keys[i]->scalar);
 
-		rc = expr_text(c, set->items[i], "the value", &e);
-		if (rc < 0)
-			break;
-		strbuf_reset(&tmp);
-		expr_qualify(c->backend, e, t, "NEW", &tmp, &deps);
-		if (c->backend == DB_BACKEND_POSTGRESQL) {
-			strbuf_addstr(&assign, "NEW.");
-			db_quote_ident(c->backend, &assign, set->keys[i]->scalar);
-			strbuf_addf(&assign, " := %s; ", tmp.buf);
-		} else {
-			strbuf_addstr(&assign, i ? ", NEW." : "SET NEW.");
-			db_quote_ident(c->backend, &assign, set->keys[i]->scalar);
-			strbuf_addf(&assign, " = %s", tmp.buf);
+			if (col->added_in == c->mig->version || ynode_get(set, col->name))
+				return op_error(c, rev->keys[i],
+						"'reverse' sets column '%s', which old code does not "
+						"use: it sets the columns the values of 'set' come from",
+						col->name);
 		}
 	}
+	/* A derived value: a trigger keeps it right for rows old code writes. */
+	vars_flag(&c->vars, "derived", n_new > 0);
+	vars_flag(&c->vars, "one_way", n_new > 0 && rev == NULL);
+	vars_flag(&c->vars, "two_way", n_new > 0 && rev != NULL);
+	vars_set_object(c, "trigger_ins", t->name, "fill_i");
+	vars_set_object(c, "trigger_upd", t->name, "fill_u");
+	vars_set_object(c, "trigger_ins2", t->name, "fill_i2");
+	vars_set_object(c, "trigger_upd2", t->name, "fill_u2");
+	vars_set_object(c, "function", t->name, "fill_fn");
+	rc = assign_sql_build(c, t, set, &fwd);
+	if (rc == 0 && rev && rev->kind == YNODE_MAP)
+		rc = assign_sql_build(c, t, rev, &back);
 	if (rc == 0) {
-		vars_set(&c->vars, "assign_new", assign.buf);
+		vars_set(&c->vars, "assign_new", fwd.assign.buf);
 		/* SQLite's update trigger fires on the columns the values read. */
-		vars_flag(&c->vars, "derived_reads", n_new > 0 && deps.len > 0);
-		if (deps.len)
-			vars_set(&c->vars, "read_columns", deps.buf);
+		vars_flag(&c->vars, "derived_reads", n_new > 0 && rev == NULL && fwd.deps.len > 0);
+		if (fwd.deps.len)
+			vars_set(&c->vars, "read_columns", fwd.deps.buf);
 		if (!vars_find(&c->vars, "where"))
 			vars_set(&c->vars, "where", "1 = 1");
+		/*
+		 * An insert that leaves every new column NULL is old code's;
+		 * where a new column has a default, no insert can be told
+		 * apart, and the trigger computes the value for every one.
+		 */
+		vars_set(&c->vars, "new_unset", new_default ? "1 = 1" : fwd.all_null.buf);
+		vars_set(&c->vars, "new_changed", fwd.changed.buf);
+		vars_set(&c->vars, "new_kept", fwd.kept.buf);
+		vars_set(&c->vars, "new_derived", fwd.same.buf);
+		vars_set(&c->vars, "new_columns", fwd.targets.buf);
+		if (rev) {
+			vars_set(&c->vars, "assign_old", back.assign.buf);
+			vars_set(&c->vars, "old_changed", back.changed.buf);
+			vars_set(&c->vars, "old_columns", back.targets.buf);
+		}
 	}
-	strbuf_release(&assign);
-	strbuf_release(&tmp);
-	strbuf_release(&deps);
+	assign_sql_release(&fwd);
+	assign_sql_release(&back);
 	return rc;
 }
 
@@ -1581,18 +1957,117 @@ op_sql(struct op_ctx *c)
 	return 0;
 }
 
+/*
+ * Contract-time definitions.  MariaDB restates a column's whole definition
+ * to change its NOT NULL (MODIFY/CHANGE COLUMN), and the contract steps
+ * that set a column's NOT NULL and default afterwards (every backend) would
+ * undo what later operations of the same migration did to the column in
+ * expand (a set_default, say): contract steps are therefore rendered after
+ * the whole migration has been replayed, from the column as the migration
+ * leaves it.  A column that a later operation renamed or dropped keeps the
+ * definition of its own operation.
+ */
+static struct model_column *
+final_column(struct op_ctx *c, const char *column_param)
+{
+	const char *table = arg_string(c, "table"), *column = arg_string(c, column_param);
+	struct model_table *t = table ? model_table(c->model, table) : NULL;
+
+	return t && column ? model_column(t, column) : NULL;
+}
+
+/* {var}: the column's definition, NOT NULL forced when not_null. */
+static void
+refresh_def(struct op_ctx *c, const char *var, const struct model_column *col, bool not_null)
+{
+	struct model_column copy;
+	char *def;
+
+	model_column_copy(&copy, col);
+	if (not_null)
+		copy.nullable = false;
+	def = column_def_text(c->backend, &copy, false);
+	vars_set(&c->vars, var, def);
+	free(def);
+	model_column_release(&copy);
+}
+
+/* A column that takes over another's place: its NOT NULL and default. */
+static void
+refresh_final(struct op_ctx *c, const struct model_column *col)
+{
+	set_final_default(c, col);
+	vars_flag(&c->vars, "not_null", !col->nullable);
+	vars_set(&c->vars, "final_not_null", col->nullable ? "" : "true");
+}
+
+static void
+refresh_add_column(struct op_ctx *c)
+{
+	const struct model_column *col = final_column(c, "column");
+
+	if (col && !vars_has_flag(&c->vars, "ready"))
+		refresh_def(c, "column_def", col, true);
+}
+
+static void
+refresh_set_not_null(struct op_ctx *c)
+{
+	const struct model_column *col = final_column(c, "column");
+
+	if (col)
+		refresh_def(c, "column_def", col, true);
+}
+
+static void
+refresh_rename_column(struct op_ctx *c)
+{
+	const struct model_column *col = final_column(c, "to");
+
+	if (col == NULL)
+		return;
+	refresh_def(c, "to_final_def", col, false);
+	refresh_final(c, col);
+	vars_flag(&c->vars, "finalize", !col->nullable || col->default_sql[c->backend] != NULL);
+}
+
+static void
+refresh_change_type(struct op_ctx *c)
+{
+	const struct model_column *col = final_column(c, "column");
+
+	if (col == NULL)
+		return;
+	refresh_def(c, "final_def", col, false);
+	refresh_final(c, col);
+	vars_flag(&c->vars, "finalize", !col->nullable || col->default_sql[c->backend] != NULL);
+	{
+		struct model_column copy;
+		char *def;
+
+		model_column_copy(&copy, col);
+		free(copy.name);
+		copy.name = xstrdup(vars_find(&c->vars, "shadow_name")->values[0]);
+		def = column_def_text(c->backend, &copy, false);
+		vars_set(&c->vars, "shadow_final_def", def);
+		free(def);
+		model_column_release(&copy);
+	}
+}
+
 static const struct {
 	const char *kind;
 	int (*rule)(struct op_ctx *c);
+	void (*refresh)(struct op_ctx *c);	/* contract variables, after the migration */
 } op_rules[] = {
 	{ "create_table", op_create_table },
 	{ "drop_table", op_drop_table },
 	{ "rename_table", op_rename_table },
-	{ "add_column", op_add_column },
+	{ "add_column", op_add_column, refresh_add_column },
 	{ "drop_column", op_drop_column },
-	{ "rename_column", op_rename_column },
-	{ "change_type", op_change_type },
-	{ "set_not_null", op_set_not_null },
+	{ "rename_column", op_rename_column, refresh_rename_column },
+	{ "change_type", op_change_type, refresh_change_type },
+	{ "set_not_null", op_set_not_null, refresh_set_not_null },
 	{ "drop_not_null", op_drop_not_null },
 	{ "set_default", op_set_default },
 	{ "drop_default", op_drop_default },
@@ -1711,8 +2186,9 @@ struct step_list {
 	size_t alloc;
 };
 
+/* Render the operation's selected steps of the phases in mask (1 << phase). */
 static int
-emit_steps(struct op_ctx *c, struct step_list buckets[PHASE__COUNT])
+emit_steps(struct op_ctx *c, struct step_list buckets[PHASE__COUNT], unsigned mask)
 {
 	size_t i, j, k, count;
 	int rc = 0;
@@ -1723,7 +2199,7 @@ emit_steps(struct op_ctx *c, struct step_list buckets[PHASE__COUNT])
 		struct step_list *bl = &buckets[cs->phase];
 		char *text;
 
-		if (!step_selected(c, cs))
+		if (!(mask & (1u << cs->phase)) || !step_selected(c, cs))
 			continue;
 		if (cs->action == STEP_SQL && !cs->has_sql[c->backend])
 			continue;
@@ -1736,8 +2212,7 @@ emit_steps(struct op_ctx *c, struct step_list buckets[PHASE__COUNT])
 		st.atomic = cs->atomic;
 		st.op_kind = xstrdup(c->mop->kind);
 		st.op_index = (size_t)(c->mop - c->mig->ops);
-		st.op_where = xasprintf("%s:%d:%d", c->mig->path, c->mop->node->line,
-					c->mop->node->col);
+		st.op_where = op_where(c);
 		st.source = xasprintf("%s:%d", c->cop->source, cs->line);
 		if (cs->reason) {
 			st.reason = render(c, cs->reason, 0, &count, cs->line);
@@ -1773,8 +2248,12 @@ emit_steps(struct op_ctx *c, struct step_list buckets[PHASE__COUNT])
 		} else if (cs->action == STEP_REBUILD) {
 			const char *tname = arg_string(c, cs->rb_table);
 			const char *cname = arg_string(c, cs->rb_column);
+			const struct var *cv = vars_find(&c->vars, cs->rb_column);
 			char *v;
 
+			/* A column dbphase names (a shadow) comes in a variable. */
+			if (cname == NULL && cv && !cv->is_list && cv->n == 1)
+				cname = cv->values[0];
 			if (tname == NULL || cname == NULL) {
 				rc = err_setf(c->err, DBPHASE_EBADINPUT,
 					      "%s:%d: rebuild 'table' and 'column' must name parameters",
@@ -1871,7 +2350,13 @@ plan_migration(struct plan *plan, const struct repo *repo, const struct catalog 
 {
 	struct step_list buckets[PHASE__COUNT] = { { 0 } };
 	struct op_ctx c = { 0 };
-	size_t i, j, alloc;
+	/* Each operation's variables and refresh, for its contract steps. */
+	struct {
+		const struct catalog_op *cop;
+		struct vars vars;
+		void (*refresh)(struct op_ctx *c);
+	} *later = xcalloc(mig->n_ops ? mig->n_ops : 1, sizeof(*later));
+	size_t i, j, alloc, n_later = 0;
 	int rc = 0, ph;
 
 	c.repo = repo;
@@ -1902,8 +2387,27 @@ plan_migration(struct plan *plan, const struct repo *repo, const struct catalog 
 		if (j < sizeof(op_rules) / sizeof(op_rules[0]) &&
 		    (rc = op_rules[j].rule(&c)) < 0)
 			break;
-		rc = emit_steps(&c, buckets);
+		rc = emit_steps(&c, buckets, 1u << PHASE_EXPAND | 1u << PHASE_MIGRATE);
+		later[n_later].cop = c.cop;
+		later[n_later].vars = c.vars;
+		later[n_later].refresh = j < sizeof(op_rules) / sizeof(op_rules[0]) ?
+					 op_rules[j].refresh : NULL;
+		n_later++;
+		memset(&c.vars, 0, sizeof(c.vars));
 	}
+	/* Contract steps, from the schema as the whole migration leaves it. */
+	for (i = 0; i < n_later; i++) {
+		c.mop = &mig->ops[i];
+		c.cop = later[i].cop;
+		vars_release(&c.vars);
+		c.vars = later[i].vars;
+		memset(&later[i].vars, 0, sizeof(later[i].vars));
+		if (rc == 0 && later[i].refresh)
+			later[i].refresh(&c);
+		if (rc == 0)
+			rc = emit_steps(&c, buckets, 1u << PHASE_CONTRACT);
+	}
+	free(later);
 	for (i = 0; rc == 0 && i < c.n_fills; i++)
 		if (!c.fills[i].filled)
 			rc = ydoc_errorf(&mig->doc, c.fills[i].at, err,
@@ -1916,6 +2420,12 @@ plan_migration(struct plan *plan, const struct repo *repo, const struct catalog 
 		free(c.fills[i].column);
 	}
 	free(c.fills);
+	for (i = 0; i < c.n_renamed; i++) {
+		free(c.renamed[i].name);
+		free(c.renamed[i].from);
+		free(c.renamed[i].where);
+	}
+	free(c.renamed);
 	vars_release(&c.vars);
 	alloc = plan->n_steps;
 	for (ph = 0; ph < PHASE__COUNT; ph++) {

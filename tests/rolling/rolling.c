@@ -208,18 +208,18 @@ dbphase(const char *first, ...)
 
 /* ---- the ledger ------------------------------------------------------------------ */
 
+/* A new ledger row, marked busy; *index gets its place in the ledger. */
 static struct ledger_row *
-ledger_add(int writer)
+ledger_add(int writer, size_t *index)
 {
 	struct ledger_row *r = XNEW(struct ledger_row);
-	size_t i;
 
 	r->writer = writer;
 	atomic_store(&r->busy, 1);
 	pthread_mutex_lock(&g.ledger.lock);
 	XGROW(g.ledger.rows, g.ledger.n, g.ledger.alloc);
-	i = g.ledger.n++;
-	g.ledger.rows[i] = r;
+	*index = g.ledger.n++;
+	g.ledger.rows[*index] = r;
 	pthread_mutex_unlock(&g.ledger.lock);
 	return r;
 }
@@ -290,15 +290,21 @@ run(struct client *c, const char *what, const char *sql, const struct db_param *
 	return true;
 }
 
+/*
+ * New values for a row; the email only for a new row, since updates never
+ * write it (email_lower must follow it all the same).
+ */
 static void
-make_values(struct client *c, struct ledger_row *r, bool big_score)
+make_values(struct client *c, struct ledger_row *r, bool big_score, bool new_row)
 {
 	int a = rand_r(&c->seed) % 100000, b = rand_r(&c->seed) % 100000;
 
 	snprintf(r->first, sizeof(r->first), "F%d", a);
 	snprintf(r->last, sizeof(r->last), "L%d", b);
 	snprintf(r->name, sizeof(r->name), "N%d-%d-%u", c->version, c->index, rand_r(&c->seed));
-	snprintf(r->email, sizeof(r->email), "User.%d.%u@Example.COM", c->index, rand_r(&c->seed));
+	if (new_row)
+		snprintf(r->email, sizeof(r->email), "User.%d.%u@Example.COM", c->index,
+			 rand_r(&c->seed));
 	r->score = big_score ? 5000000000LL + rand_r(&c->seed) % 1000 : rand_r(&c->seed) % 100000;
 }
 
@@ -316,13 +322,14 @@ lower_copy(char *dst, const char *src, size_t n)
 static void
 client_insert(struct client *c)
 {
-	struct ledger_row *r = ledger_add(c->version);
+	size_t index;
+	struct ledger_row *r = ledger_add(c->version, &index);
 	struct db_result *res = NULL;
 	char fullname[64], lower[64], score[32];
 	bool big = c->version == 2 && atomic_load(&g.window) == WIN_AFTER;
 	bool ok;
 
-	make_values(c, r, big);
+	make_values(c, r, big, true);
 	snprintf(fullname, sizeof(fullname), "%s %s", r->first, r->last);
 	snprintf(score, sizeof(score), "%lld", (long long)r->score);
 	lower_copy(lower, r->email, sizeof(lower));
@@ -360,9 +367,7 @@ client_insert(struct client *c)
 	}
 	if (r->id) {
 		XGROW(c->owned, c->n_owned, c->alloc_owned);
-		pthread_mutex_lock(&g.ledger.lock);
-		c->owned[c->n_owned++] = g.ledger.n - 1;
-		pthread_mutex_unlock(&g.ledger.lock);
+		c->owned[c->n_owned++] = index;
 	}
 	atomic_fetch_add(&r->seq, 1);
 	atomic_store(&r->busy, 0);
@@ -383,7 +388,7 @@ client_update(struct client *c)
 	r = g.ledger.rows[k];
 	pthread_mutex_unlock(&g.ledger.lock);
 	atomic_store(&r->busy, 1);
-	make_values(c, r, big);
+	make_values(c, r, big, false);
 	snprintf(fullname, sizeof(fullname), "%s %s", r->first, r->last);
 	snprintf(score, sizeof(score), "%lld", (long long)r->score);
 	snprintf(id, sizeof(id), "%lld", (long long)r->id);
