@@ -205,6 +205,16 @@ run_sql_job(struct db_conn *conn, const struct exec_job *job, const struct exec_
 			backoff(attempt);
 		}
 	}
+	/*
+	 * A MariaDB swap takes LOCK TABLES for a few statements; if one of
+	 * them failed, the session must not keep the application locked out.
+	 */
+	if (rc < 0 && conn->drv->backend == DB_BACKEND_MYSQL) {
+		struct dbphase_error ignored = DBPHASE_ERROR_INIT;
+
+		db_exec(conn, "UNLOCK TABLES", &ignored);
+		err_release(&ignored);
+	}
 	if (rc == 0)
 		rc = record_job(conn, job, h, err);
 	return rc;
