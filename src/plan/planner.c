@@ -704,14 +704,16 @@ valid_identifier(const char *s)
 	return n > 0 && n <= NAME_MAX_LEN && strchr(s, '\0') == s + n;
 }
 
-/* Check v, the value of parameter p, and set its variables; what is "'p'". */
+/*
+ * Check v, the value of parameter p, and set its variables; what is "'p'".
+ * sb is scratch space owned by the caller, who releases it on every path.
+ */
 static int
 check_param_value(struct op_ctx *c, const struct catalog_param *p, const struct ynode *v,
-		  const char *what)
+		  const char *what, struct strbuf *sb)
 {
 	struct model_table *t = arg_table(c);
-	const char *s, *table_name = arg_string(c, "table");
-	struct strbuf sb = STRBUF_INIT;
+	const char *s;
 	size_t i;
 	bool flag;
 	int rc = 0;
@@ -752,8 +754,8 @@ check_param_value(struct op_ctx *c, const struct catalog_param *p, const struct 
 			const char *expected;
 			char *tv = xasprintf("%s_type", p->name);
 
-			type_render(model_column(t, s)->type, c->backend, &sb, &expected);
-			vars_set(&c->vars, tv, sb.buf);
+			type_render(model_column(t, s)->type, c->backend, sb, &expected);
+			vars_set(&c->vars, tv, sb->buf);
 			free(tv);
 		}
 		break;
@@ -768,10 +770,10 @@ check_param_value(struct op_ctx *c, const struct catalog_param *p, const struct 
 			if (!model_column(t, s))
 				return missing_column(c, v->items[i], t, s);
 			if (i)
-				strbuf_addstr(&sb, ", ");
-			db_quote_ident(c->backend, &sb, s);
+				strbuf_addstr(sb, ", ");
+			db_quote_ident(c->backend, sb, s);
 		}
-		vars_set(&c->vars, p->name, sb.buf);
+		vars_set(&c->vars, p->name, sb->buf);
 		break;
 	case PARAM_COLUMN_DEF: {
 		struct model_column col;
@@ -814,10 +816,10 @@ check_param_value(struct op_ctx *c, const struct catalog_param *p, const struct 
 		{
 			const char *expected;
 
-			if (!type_render(s, c->backend, &sb, &expected))
+			if (!type_render(s, c->backend, sb, &expected))
 				rc = op_error(c, v, "unknown type '%s'; expected %s", s, expected);
 			else
-				vars_set(&c->vars, p->name, sb.buf);
+				vars_set(&c->vars, p->name, sb->buf);
 		}
 		break;
 	case PARAM_EXPR:
@@ -834,14 +836,14 @@ check_param_value(struct op_ctx *c, const struct catalog_param *p, const struct 
 			if (!model_column(t, s))
 				return missing_column(c, v->keys[i], t, s);
 			if (i)
-				strbuf_addstr(&sb, ", ");
-			db_quote_ident(c->backend, &sb, s);
+				strbuf_addstr(sb, ", ");
+			db_quote_ident(c->backend, sb, s);
 			rc = expr_text(c, v->items[i], "the value", &s);
 			if (rc == 0)
-				strbuf_addf(&sb, " = %s", s);
+				strbuf_addf(sb, " = %s", s);
 		}
 		if (rc == 0)
-			vars_set(&c->vars, p->name, sb.buf);
+			vars_set(&c->vars, p->name, sb->buf);
 		break;
 	case PARAM_STRING:
 		if ((rc = arg_str(c, v, what, &s)) == 0) {
@@ -875,8 +877,6 @@ check_param_value(struct op_ctx *c, const struct catalog_param *p, const struct 
 			return op_error(c, v, "'%s' must be an SQL statement or a list of them", p->name);
 		break;
 	}
-	(void)table_name;
-	strbuf_release(&sb);
 	return rc;
 }
 
@@ -884,8 +884,10 @@ static int
 check_param(struct op_ctx *c, const struct catalog_param *p, const struct ynode *v)
 {
 	char *what = quoted(p->name);
-	int rc = check_param_value(c, p, v, what);
+	struct strbuf sb = STRBUF_INIT;
+	int rc = check_param_value(c, p, v, what, &sb);
 
+	strbuf_release(&sb);
 	free(what);
 	return rc;
 }

@@ -975,7 +975,7 @@ main(int argc, char **argv)
 		while (fgets(line, sizeof(line), g.log))
 			printf("#   %s", line);
 	}
-	printf("%d passed, %d failed\n", tests - fails, fails);
+	printf("# %d passed, %d failed\n", tests - fails, fails);
 	db_close(c);
 	drop_database();
 	fclose(g.log);
