@@ -195,6 +195,9 @@ cmd_status(struct cli *cli, int argc, char **argv)
 		return cli_usage_error(cli, "status takes no arguments");
 	if ((rc = cli_open_state(cli)) < 0)
 		return rc;
+	/* A changed applied file stops status before it prints anything. */
+	if ((rc = machine_check(&cli->st, &cli->repo, &cli->err)) < 0)
+		return rc;
 	if (cli->format == CLI_JSON) {
 		char *masked = db_url_mask(cli->url_text);
 

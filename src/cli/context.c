@@ -107,6 +107,13 @@ cli_connect(struct cli *cli)
 		}
 		return rc;
 	}
+	/* Where SQL depends on the server's version, plan again for this one. */
+	plan_release(&cli->plan);
+	cli->have_plan = false;
+	if ((rc = plan_build_for_server(&cli->plan, &cli->repo, &cli->cat, cli->url.backend,
+					cli->conn->server_version, &cli->err)) < 0)
+		return rc;
+	cli->have_plan = true;
 	return 0;
 }
 

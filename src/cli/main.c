@@ -81,7 +81,9 @@ const struct cli_command cli_commands[] = {
 	  cmd_node },
 	{ "revision", "db revision", "-m MESSAGE",
 	  "create the next migration file in the repository",
-	  "  -m, --message MSG   what the migration does; names the file\n",
+	  "  -m, --message MSG   what the migration does; names the file\n"
+	  "  --autogenerate      refused: dbphase plans from the operations you write,\n"
+	  "                      not from a diff of models\n",
 	  cmd_revision },
 };
 const size_t cli_n_commands = sizeof(cli_commands) / sizeof(cli_commands[0]);

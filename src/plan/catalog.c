@@ -68,6 +68,8 @@ catalog_op_release(struct catalog_op *op)
 				free(s->sql[b][j]);
 			free(s->sql[b]);
 		}
+		for (j = 0; j < s->n_when; j++)
+			free(s->when[j]);
 		free(s->when);
 		free(s->reason);
 		free(s->bf_table);
@@ -285,9 +287,16 @@ load_steps(const struct ydoc *doc, const struct ynode *node, struct catalog_op *
 					   "unknown phase '%s'; expected expand, migrate or contract", text);
 		s->phase = (enum phase)ph;
 		if ((v = ynode_get(st, "when"))) {
-			if ((rc = ynode_str(doc, v, "'when'", &text, err)) < 0)
-				return rc;
-			s->when = xstrdup(text);
+			const struct ynode *const *items = v->kind == YNODE_SEQ ?
+				(const struct ynode *const *)v->items : &v;
+			size_t n = v->kind == YNODE_SEQ ? v->n : 1, k;
+
+			s->when = xcalloc(n ? n : 1, sizeof(char *));
+			for (k = 0; k < n; k++) {
+				if ((rc = ynode_str(doc, items[k], "'when'", &text, err)) < 0)
+					return rc;
+				s->when[s->n_when++] = xstrdup(text);
+			}
 		}
 		if ((v = ynode_get(st, "reason"))) {
 			if ((rc = ynode_str(doc, v, "'reason'", &text, err)) < 0)
@@ -435,7 +444,8 @@ catalog_load_dir(struct catalog *cat, const char *dir, struct dbphase_error *err
 	while ((de = readdir(d))) {
 		size_t len = strlen(de->d_name);
 
-		if (len > 5 && strcmp(de->d_name + len - 5, ".yaml") == 0) {
+		if ((len > 5 && strcmp(de->d_name + len - 5, ".yaml") == 0) ||
+		    (len > 4 && strcmp(de->d_name + len - 4, ".yml") == 0)) {
 			XGROW(names, n, alloc);
 			names[n++] = xstrdup(de->d_name);
 		}

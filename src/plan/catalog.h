@@ -13,7 +13,8 @@
  *     to:    {kind: new_column, required: true}
  *   steps:
  *     - phase: expand
- *       when: "!sqlite"                  # optional: a flag the planner sets
+ *       when: "!sqlite"                  # optional: flags the planner sets,
+ *                                        # one or a list that must all hold
  *       reason: old code keeps writing {from}; new code reads {to}
  *       sql:
  *         all: ALTER TABLE {table} ADD COLUMN {to} {from_type}
@@ -91,7 +92,8 @@ enum step_action {
 struct catalog_step {
 	enum phase phase;
 	enum step_action action;
-	char *when;		/* flag name, "!flag", or NULL */
+	char **when;		/* flags that must hold ("name" or "!name"); owned */
+	size_t n_when;
 	char *reason;		/* template */
 	/* STEP_SQL: per backend, a list of statement templates (NULL: none). */
 	char **sql[DB_BACKEND__COUNT];

@@ -368,11 +368,11 @@ expr_text(struct op_ctx *c, const struct ynode *node, const char *what, const ch
 		if (node->items[i]->kind != YNODE_SCALAR)
 			return op_error(c, node->items[i], "%s for '%s' must be a string", what, k);
 	}
-	v = ynode_get(node, db_backend_name(c->backend));
-	if (v == NULL && c->backend == DB_BACKEND_POSTGRESQL)
-		v = ynode_get(node, "postgres");
-	if (v == NULL && c->backend == DB_BACKEND_MYSQL)
-		v = ynode_get(node, "mariadb");
+	/* Any spelling of the backend (postgres, pgsql, mariadb, sqlite3...) counts. */
+	v = NULL;
+	for (size_t i = 0; i < node->n && v == NULL; i++)
+		if (db_backend_from_name(node->keys[i]->scalar) == (int)c->backend)
+			v = node->items[i];
 	if (v == NULL)
 		v = ynode_get(node, "all");
 	if (v == NULL)
@@ -1066,14 +1066,26 @@ op_add_column(struct op_ctx *c)
 		model_column_release(&col);
 		return op_error(c, NULL, "a primary key cannot be added to an existing table");
 	}
-	ready = col.nullable || col.default_sql[c->backend] != NULL;
+	/*
+	 * Ready at once: nullable, or with a default, or on a table this
+	 * migration creates (no old code writes to it, so nothing can fail).
+	 */
+	ready = col.nullable || col.default_sql[c->backend] != NULL ||
+		t->created_in == c->mig->version;
 	vars_flag(&c->vars, "ready", ready);
 	vars_set_object(c, "check", t->name, "nn");
+	/*
+	 * SQLite adds a column to existing rows only with a constant default:
+	 * not an expression, nor CURRENT_TIME, CURRENT_DATE, CURRENT_TIMESTAMP.
+	 */
 	if (c->backend == DB_BACKEND_SQLITE && col.default_sql[c->backend] &&
-	    col.default_sql[c->backend][0] == '(') {
+	    (col.default_sql[c->backend][0] == '(' ||
+	     strncasecmp(col.default_sql[c->backend], "CURRENT_", 8) == 0)) {
 		model_column_release(&col);
 		return op_error(c, ynode_get(c->mop->args, "column"),
-				"SQLite cannot add a column whose default is an expression");
+				"SQLite cannot add a column whose default is an expression or "
+				"CURRENT_TIME/DATE/TIMESTAMP to an existing table; give a constant "
+				"default, or add it nullable and backfill it");
 	}
 	if (!ready) {
 		struct pending_fill *f;
@@ -2152,11 +2164,15 @@ render(struct op_ctx *c, const char *tpl, size_t idx, size_t *count, int line)
 static bool
 step_selected(const struct op_ctx *c, const struct catalog_step *s)
 {
-	if (s->when == NULL)
-		return true;
-	if (s->when[0] == '!')
-		return !vars_has_flag(&c->vars, s->when + 1);
-	return vars_has_flag(&c->vars, s->when);
+	size_t i;
+
+	for (i = 0; i < s->n_when; i++) {
+		const char *w = s->when[i];
+
+		if (w[0] == '!' ? vars_has_flag(&c->vars, w + 1) : !vars_has_flag(&c->vars, w))
+			return false;
+	}
+	return true;
 }
 
 static void
@@ -2381,6 +2397,8 @@ plan_migration(struct plan *plan, const struct repo *repo, const struct catalog 
 			break;
 		}
 		vars_flag(&c.vars, db_backend_name(c.backend), true);
+		vars_flag(&c.vars, "pg12", c.backend == DB_BACKEND_POSTGRESQL &&
+			  (plan->server_version == 0 || plan->server_version >= 120000));
 		if ((rc = check_params(&c)) < 0)
 			break;
 		for (j = 0; j < sizeof(op_rules) / sizeof(op_rules[0]); j++)
@@ -2445,8 +2463,8 @@ plan_migration(struct plan *plan, const struct repo *repo, const struct catalog 
 }
 
 int
-plan_build(struct plan *plan, const struct repo *repo, const struct catalog *cat,
-	   enum db_backend backend, struct dbphase_error *err)
+plan_build_for_server(struct plan *plan, const struct repo *repo, const struct catalog *cat,
+		      enum db_backend backend, int server_version, struct dbphase_error *err)
 {
 	struct model model = { 0 };
 	size_t i;
@@ -2454,6 +2472,7 @@ plan_build(struct plan *plan, const struct repo *repo, const struct catalog *cat
 
 	memset(plan, 0, sizeof(*plan));
 	plan->backend = backend;
+	plan->server_version = server_version;
 	plan->latest = repo_latest(repo);
 	for (i = 0; i < repo->n_migrations && rc == 0; i++)
 		rc = plan_migration(plan, repo, cat, &repo->migrations[i], &model, err);
@@ -2461,6 +2480,13 @@ plan_build(struct plan *plan, const struct repo *repo, const struct catalog *cat
 	if (rc < 0)
 		plan_release(plan);
 	return rc;
+}
+
+int
+plan_build(struct plan *plan, const struct repo *repo, const struct catalog *cat,
+	   enum db_backend backend, struct dbphase_error *err)
+{
+	return plan_build_for_server(plan, repo, cat, backend, 0, err);
 }
 
 void

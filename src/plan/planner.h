@@ -53,6 +53,7 @@ struct plan_step {
 
 struct plan {
 	enum db_backend backend;
+	int server_version;	/* what the SQL was chosen for; 0: the newest */
 	int64_t latest;		/* highest version in the repository */
 	struct plan_step *steps;
 	size_t n_steps;
@@ -60,6 +61,15 @@ struct plan {
 
 int plan_build(struct plan *plan, const struct repo *repo, const struct catalog *cat,
 	       enum db_backend backend, struct dbphase_error *err);
+
+/*
+ * The same for a server of a known version (conn->server_version), where
+ * the SQL depends on it: PostgreSQL 12 and later use a validated CHECK to
+ * set NOT NULL without a second table scan; 11 sets it directly.
+ */
+int plan_build_for_server(struct plan *plan, const struct repo *repo,
+			  const struct catalog *cat, enum db_backend backend,
+			  int server_version, struct dbphase_error *err);
 void plan_release(struct plan *plan);
 
 /* "v002.expand.3": stable identity of a step, for progress records; caller frees. */

@@ -51,9 +51,9 @@ write_versions(const char *v1, const char *v2)
 		test_write_file(dir, "versions/002_new.yaml", v2);
 }
 
-/* Load the repository and its catalog and plan it for backend. */
+/* Load the repository and its catalog and plan it for backend (server version, 0: newest). */
 static int
-build(enum db_backend b, struct plan *plan, struct dbphase_error *err)
+build_for(enum db_backend b, int server_version, struct plan *plan, struct dbphase_error *err)
 {
 	struct repo repo;
 	struct catalog cat;
@@ -62,11 +62,17 @@ build(enum db_backend b, struct plan *plan, struct dbphase_error *err)
 	if ((rc = repo_load(&repo, dir, NULL, err)) < 0)
 		return rc;
 	if ((rc = catalog_load(&cat, repo.phases_dir, err)) == 0) {
-		rc = plan_build(plan, &repo, &cat, b, err);
+		rc = plan_build_for_server(plan, &repo, &cat, b, server_version, err);
 		catalog_release(&cat);
 	}
 	repo_release(&repo);
 	return rc;
+}
+
+static int
+build(enum db_backend b, struct plan *plan, struct dbphase_error *err)
+{
+	return build_for(b, 0, plan, err);
 }
 
 static void
@@ -237,6 +243,30 @@ static const char not_null_v2[] =
 	"operations:\n"
 	"  - add_column: {table: items, column: {name: code, type: \"varchar(10)\", nullable: false}}\n"
 	"  - backfill: {table: items, set: {code: upper(name)}}\n";
+
+/* PostgreSQL 11 gains nothing from a validated CHECK before SET NOT NULL. */
+Test(plan, sql_follows_the_server_version)
+{
+	struct dbphase_error err = DBPHASE_ERROR_INIT;
+	struct plan plan;
+
+	write_versions(golden_v1, not_null_v2);
+	cr_assert_eq(build_for(DB_BACKEND_POSTGRESQL, 110022, &plan, &err), 0, "%s", err.message);
+	cr_assert_eq(plan_count(&plan, 2, PHASE_CONTRACT), 2);
+	expect_step(&plan, 2, PHASE_CONTRACT, 1, "add_column", true,
+		    "ALTER TABLE \"items\" ALTER COLUMN \"code\" SET NOT NULL;\n");
+	plan_release(&plan);
+	cr_assert_eq(build_for(DB_BACKEND_POSTGRESQL, 150004, &plan, &err), 0, "%s", err.message);
+	expect_step(&plan, 2, PHASE_CONTRACT, 1, "add_column", false,
+		    "ALTER TABLE \"items\" DROP CONSTRAINT IF EXISTS \"dbp_v2_1_items_nn\";\n"
+		    "ALTER TABLE \"items\" ADD CONSTRAINT \"dbp_v2_1_items_nn\" "
+		    "CHECK (\"code\" IS NOT NULL) NOT VALID;\n"
+		    "ALTER TABLE \"items\" VALIDATE CONSTRAINT \"dbp_v2_1_items_nn\";\n"
+		    "ALTER TABLE \"items\" ALTER COLUMN \"code\" SET NOT NULL;\n"
+		    "ALTER TABLE \"items\" DROP CONSTRAINT \"dbp_v2_1_items_nn\";\n");
+	plan_release(&plan);
+	err_release(&err);
+}
 
 Test(plan, add_column_not_null_is_split_over_the_phases)
 {
@@ -1309,4 +1339,49 @@ Test(plan, a_bad_repository_catalog_file_is_refused)
 	cr_assert_str_eq(err.message, want);
 	free(want);
 	err_release(&err);
+}
+
+/* SQLite fills existing rows only with a constant default: refused before anything runs. */
+Test(plan, sqlite_refuses_a_non_constant_default_on_an_existing_table)
+{
+	struct dbphase_error err = DBPHASE_ERROR_INIT;
+	struct plan plan;
+	char *want;
+
+	write_versions(golden_v1,
+		       "operations:\n"
+		       "  - add_column:\n"
+		       "      table: items\n"
+		       "      column: {name: seen, type: timestamp, default: {expr: CURRENT_TIMESTAMP}}\n");
+	cr_assert_eq(build(DB_BACKEND_SQLITE, &plan, &err), DBPHASE_EBADINPUT);
+	want = xasprintf("%s/versions/002_new.yaml:4:15: add_column: SQLite cannot add a column whose "
+			 "default is an expression or CURRENT_TIME/DATE/TIMESTAMP to an existing "
+			 "table; give a constant default, or add it nullable and backfill it", dir);
+	cr_assert_str_eq(err.message, want);
+	free(want);
+	err_release(&err);
+	/* PostgreSQL and MariaDB fill existing rows with it. */
+	cr_assert_eq(build(DB_BACKEND_POSTGRESQL, &plan, &err), 0, "%s", err.message);
+	plan_release(&plan);
+}
+
+/* No old code writes a table its own migration creates: NOT NULL needs no backfill there. */
+Test(plan, not_null_column_on_a_table_of_the_same_migration)
+{
+	struct plan plan;
+	int b;
+
+	write_versions(golden_v1,
+		       "operations:\n"
+		       "  - create_table:\n"
+		       "      name: tags\n"
+		       "      columns:\n"
+		       "        - {name: id, type: bigint, primary_key: true}\n"
+		       "  - add_column: {table: tags, column: {name: label, type: text, nullable: false}}\n");
+	for (b = 0; b < DB_BACKEND__COUNT; b++) {
+		build_ok((enum db_backend)b, &plan);
+		cr_assert_eq(plan_count(&plan, 2, PHASE_CONTRACT), 0, "[%s] NOT NULL waited for contract",
+			     bname((enum db_backend)b));
+		plan_release(&plan);
+	}
 }
