@@ -41,6 +41,8 @@
 #include "exec/exec.h"
 
 #define MAX_KEYS 16
+#define BATCH_AIM 0.8		/* of batch_time_ms: headroom for variance */
+#define BATCH_GROWTH 1.5	/* largest growth from one batch to the next */
 #define MAX_PARAMS (2 * MAX_KEYS + 8)
 
 struct runner;
@@ -892,12 +894,16 @@ worker_committed(struct worker *w)
 	}
 	if (r->h->progress)
 		r->h->progress(r->h->arg, jr->job, jr->res->rows, jr->rows_total, w->batch_rows, ms);
-	/* Aim at the batch time: grow at most 2x, shrink as needed. */
+	/*
+	 * Aim a little below the batch time, since batch times vary (other
+	 * workers, the application's load): grow at most 1.5x a batch, shrink
+	 * at once.  Row locks are then held about batch_time_ms, rarely more.
+	 */
 	if (ms > 0) {
-		double scale = target / ms;
+		double scale = BATCH_AIM * target / ms;
 
-		if (scale > 2)
-			scale = 2;
+		if (scale > BATCH_GROWTH)
+			scale = BATCH_GROWTH;
 		w->width *= scale;
 		w->size *= scale;
 		if (w->width < 1)
