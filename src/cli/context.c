@@ -328,8 +328,7 @@ cli_print_event(void *arg, const struct machine_event *ev)
 			       (long long)ev->from);
 		break;
 	case MACHINE_STEP_START:
-		if (s->action == STEP_BACKFILL)
-			progress_start(&cli->progress, id, s->table);
+		progress_start(&cli->progress, id, s->action == STEP_SQL ? s->op_kind : s->table);
 		break;
 	case MACHINE_STEP_DONE:
 		progress_finish(&cli->progress, id);

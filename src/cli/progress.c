@@ -76,6 +76,12 @@ describe(const struct progress_bar *b, double now, bool bar, FILE *f)
 		frac = 1;
 	format_eta(rate > 0 && b->total > b->done ? (double)(b->total - b->done) / rate :
 		   b->total ? 0 : -1, eta, sizeof(eta));
+	if (b->total == 0 && b->done == 0) {
+		/* A statement, not a walk over rows: how long it has run. */
+		fprintf(f, bar ? "  %-16s %-16.16s running for %.0f s\033[K\n" :
+			"  %s %s: running for %.0f s\n", b->id, b->table, elapsed);
+		return;
+	}
 	if (bar) {
 		int filled = (int)(frac * BAR_WIDTH);
 

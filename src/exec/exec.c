@@ -8,6 +8,8 @@
 #include "exec/exec.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -15,6 +17,9 @@
 
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
+
+/* How often a long statement reports that it is still running. */
+#define PROGRESS_TICK_MS 1000
 
 void
 exec_opts_init(struct exec_opts *o)
@@ -78,6 +83,60 @@ stopped(const struct exec_opts *o)
 	return o->stop && *o->stop;
 }
 
+/*
+ * Run one statement of a job.  Where the driver has a socket and the
+ * caller watches progress, it goes through the asynchronous path so that a
+ * long statement (VALIDATE CONSTRAINT, CREATE INDEX CONCURRENTLY) reports
+ * how long it has been running, once a second, while it runs.
+ */
+static int
+exec_statement(struct db_conn *conn, const struct exec_job *job, const char *sql,
+	       const struct exec_hooks *h, struct dbphase_error *err)
+{
+	int fd = conn->drv->socket(conn), want = 0, rc;
+	double t0 = now_ms();
+
+	if (fd < 0 || h == NULL || h->progress == NULL)
+		return db_exec(conn, sql, err);
+	if ((rc = conn->drv->send(conn, sql, NULL, 0, &want, err)) < 0)
+		return rc;
+	while (want) {
+		struct pollfd pfd = { .fd = fd, .events = 0 };
+		int timeout = PROGRESS_TICK_MS, n, ready = 0;
+
+		if (want & DB_WANT_READ)
+			pfd.events |= POLLIN;
+		if (want & DB_WANT_WRITE)
+			pfd.events |= POLLOUT;
+		if (want & DB_WANT_TIMEOUT) {
+			int t = conn->drv->timeout_ms(conn);
+
+			if (t >= 0 && t < timeout)
+				timeout = t;
+		}
+		n = poll(&pfd, 1, timeout);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n > 0) {
+			if (pfd.revents & (POLLIN | POLLERR | POLLHUP))
+				ready |= DB_WANT_READ;
+			if (pfd.revents & POLLOUT)
+				ready |= DB_WANT_WRITE;
+		} else if (want & DB_WANT_TIMEOUT) {
+			ready = DB_WANT_TIMEOUT;
+		} else {
+			h->progress(h->arg, job, 0, 0, 0, now_ms() - t0);
+			continue;
+		}
+		want = ready;
+		if ((rc = conn->drv->consume(conn, &want, err)) < 0)
+			return rc;
+		if (rc == 0)
+			break;
+	}
+	return conn->drv->take(conn, NULL, err);
+}
+
 static void
 rollback_quietly(struct db_conn *conn)
 {
@@ -99,7 +158,7 @@ sql_job_atomic(struct db_conn *conn, const struct exec_job *job,
 	if ((rc = conn->drv->begin(conn, err)) < 0)
 		return rc;
 	for (i = 0; i < job->n_sql; i++)
-		if ((rc = db_exec(conn, job->sql[i], err)) < 0)
+		if ((rc = exec_statement(conn, job, job->sql[i], h, err)) < 0)
 			goto fail;
 	if (h && h->job_commit && (rc = h->job_commit(h->arg, conn, job, err)) < 0)
 		goto fail;
@@ -197,7 +256,7 @@ run_sql_job(struct db_conn *conn, const struct exec_job *job, const struct exec_
 	 */
 	for (i = 0; i < job->n_sql && rc == 0; i++) {
 		for (attempt = 1;; attempt++) {
-			rc = db_exec(conn, job->sql[i], err);
+			rc = exec_statement(conn, job, job->sql[i], h, err);
 			if (rc == 0 || !is_retryable(err) || attempt > o->max_retries ||
 			    stopped(o))
 				break;
