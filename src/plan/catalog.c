@@ -67,6 +67,9 @@ catalog_op_release(struct catalog_op *op)
 			for (j = 0; j < s->n_sql[b]; j++)
 				free(s->sql[b][j]);
 			free(s->sql[b]);
+			for (j = 0; j < s->n_undo[b]; j++)
+				free(s->undo[b][j]);
+			free(s->undo[b]);
 		}
 		for (j = 0; j < s->n_when; j++)
 			free(s->when[j]);
@@ -80,6 +83,7 @@ catalog_op_release(struct catalog_op *op)
 		free(s->rb_not_null);
 		free(s->rb_default);
 		free(s->rb_drop_default);
+		free(s->rb_undo_default);
 	}
 	free(op->params);
 	free(op->steps);
@@ -195,10 +199,13 @@ load_params(const struct ydoc *doc, const struct ynode *node, struct catalog_op 
 	return 0;
 }
 
-/* sql: {all|postgresql|mysql|sqlite: "stmt" or ["stmt", ...]} */
+/*
+ * sql (or undo): {all|postgresql|mysql|sqlite: "stmt" or ["stmt", ...]}
+ * into the per-backend arrays stmts, n and has.
+ */
 static int
-load_step_sql(const struct ydoc *doc, const struct ynode *node, struct catalog_step *s,
-	      struct dbphase_error *err)
+load_step_sql(const struct ydoc *doc, const struct ynode *node, char **stmts[],
+	      size_t n_stmts[], bool has[], struct dbphase_error *err)
 {
 	size_t i, j;
 	int b, rc;
@@ -225,21 +232,21 @@ load_step_sql(const struct ydoc *doc, const struct ynode *node, struct catalog_s
 			/* A backend named on its own wins over "all". */
 			if (lo != hi && ynode_get(node, db_backend_name((enum db_backend)b)))
 				continue;
-			s->has_sql[b] = true;
+			has[b] = true;
 			if (v->kind == YNODE_SCALAR) {
 				if (ynode_is_null(v))
 					continue;
-				s->sql[b] = xcalloc(1, sizeof(char *));
-				s->sql[b][0] = xstrdup(v->scalar);
-				s->n_sql[b] = 1;
+				stmts[b] = xcalloc(1, sizeof(char *));
+				stmts[b][0] = xstrdup(v->scalar);
+				n_stmts[b] = 1;
 			} else if (v->kind == YNODE_SEQ) {
-				s->sql[b] = xcalloc(v->n, sizeof(char *));
+				stmts[b] = xcalloc(v->n ? v->n : 1, sizeof(char *));
 				for (j = 0; j < v->n; j++) {
 					const char *text;
 
 					if ((rc = ynode_str(doc, v->items[j], "a statement", &text, err)) < 0)
 						return rc;
-					s->sql[b][s->n_sql[b]++] = xstrdup(text);
+					stmts[b][n_stmts[b]++] = xstrdup(text);
 				}
 			} else {
 				return ydoc_errorf(doc, v, err,
@@ -255,10 +262,10 @@ load_steps(const struct ydoc *doc, const struct ynode *node, struct catalog_op *
 	   struct dbphase_error *err)
 {
 	static const char *const keys[] = { "phase", "when", "reason", "sql", "backfill",
-					    "rebuild", "atomic", NULL };
+					    "rebuild", "atomic", "undo", NULL };
 	static const char *const bf_keys[] = { "table", "set", "where", NULL };
 	static const char *const rb_keys[] = { "table", "column", "not_null", "default",
-					       "drop_default", NULL };
+					       "drop_default", "undo_default", NULL };
 	size_t i;
 	int rc;
 
@@ -335,12 +342,23 @@ load_steps(const struct ydoc *doc, const struct ynode *node, struct catalog_op *
 			if (rc == 0 && (f = ynode_get(v, "drop_default")) &&
 			    (rc = ynode_str(doc, f, "'drop_default'", &text, err)) == 0)
 				s->rb_drop_default = xstrdup(text);
+			if (rc == 0 && (f = ynode_get(v, "undo_default")) &&
+			    (rc = ynode_str(doc, f, "'undo_default'", &text, err)) == 0)
+				s->rb_undo_default = xstrdup(text);
 			if (rc < 0)
 				return rc;
 		} else if ((v = ynode_get(st, "sql"))) {
 			s->action = STEP_SQL;
-			if ((rc = load_step_sql(doc, v, s, err)) < 0)
+			if ((rc = load_step_sql(doc, v, s->sql, s->n_sql, s->has_sql, err)) < 0)
 				return rc;
+			if ((v = ynode_get(st, "undo"))) {
+				if (s->phase != PHASE_EXPAND)
+					return ydoc_errorf(doc, v, err, "'undo' is for expand steps: "
+							   "downgrade takes back only expand");
+				if ((rc = load_step_sql(doc, v, s->undo, s->n_undo, s->has_undo,
+							err)) < 0)
+					return rc;
+			}
 		} else if ((v = ynode_get(st, "backfill"))) {
 			const struct ynode *f;
 

@@ -99,6 +99,15 @@ struct catalog_step {
 	char **sql[DB_BACKEND__COUNT];
 	size_t n_sql[DB_BACKEND__COUNT];
 	bool has_sql[DB_BACKEND__COUNT];
+	/*
+	 * What takes an expand step back (downgrade), in the same shape: run
+	 * in the order written.  has_undo says the catalog gave it, even as
+	 * an empty list (nothing to take back); without it the state machine
+	 * infers inverses from the statements, or refuses.
+	 */
+	char **undo[DB_BACKEND__COUNT];
+	size_t n_undo[DB_BACKEND__COUNT];
+	bool has_undo[DB_BACKEND__COUNT];
 	/* STEP_BACKFILL templates. */
 	char *bf_table;
 	char *bf_set;
@@ -113,6 +122,7 @@ struct catalog_step {
 	char *rb_not_null;
 	char *rb_default;
 	char *rb_drop_default;
+	char *rb_undo_default;	/* the default to put back on downgrade ("" = none) */
 	bool atomic;		/* statements in one transaction (default true) */
 	int line;		/* in the catalog file */
 };

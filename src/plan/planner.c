@@ -1458,6 +1458,10 @@ op_drop_not_null(struct op_ctx *c)
 
 	if (col->primary_key)
 		return op_error(c, NULL, "a primary key column cannot be nullable");
+	/* What downgrade restores: the definition as it was. */
+	def = column_def_text(c->backend, col, false);
+	vars_set(&c->vars, "old_column_def", def);
+	free(def);
 	col->nullable = true;
 	def = column_def_text(c->backend, col, false);
 	vars_set(&c->vars, "column_def", def);
@@ -1477,6 +1481,13 @@ op_set_default(struct op_ctx *c)
 	tmp.name = xstrdup(col->name);
 	rc = column_default(c, ynode_get(c->mop->args, "default"), &tmp);
 	if (rc == 0) {
+		/* What downgrade puts back: the default as it was, or none. */
+		const char *old = col->default_sql[c->backend];
+		char *clause = old ? xasprintf("SET DEFAULT %s", old) : xstrdup("DROP DEFAULT");
+
+		vars_set(&c->vars, "old_default", old ? old : "");
+		vars_set(&c->vars, "old_default_clause", clause);
+		free(clause);
 		for (b = 0; b < DB_BACKEND__COUNT; b++) {
 			free(col->default_sql[b]);
 			col->default_sql[b] = tmp.default_sql[b];
@@ -1944,6 +1955,59 @@ op_backfill(struct op_ctx *c)
 	return rc;
 }
 
+/*
+ * The author's 'undo' of an expand sql operation, for downgrade: a
+ * statement or a list, or a map of backend (or all) to those.  Sets flag
+ * has_undo and list undo_sql.
+ */
+static int
+sql_undo(struct op_ctx *c)
+{
+	const struct ynode *u = ynode_get(c->mop->args, "undo"), *v;
+	size_t i;
+
+	vars_list(&c->vars, "undo_sql");
+	vars_flag(&c->vars, "has_undo", u != NULL);
+	if (u == NULL)
+		return 0;
+	if (!vars_has_flag(&c->vars, "phase_expand"))
+		return op_error(c, u, "'undo' is for SQL run in expand: downgrade takes back only expand");
+	v = u;
+	if (u->kind == YNODE_MAP) {
+		v = NULL;
+		for (i = 0; i < u->n; i++) {
+			int b = db_backend_from_name(u->keys[i]->scalar);
+
+			if (b < 0 && strcmp(u->keys[i]->scalar, "all") != 0)
+				return op_error(c, u->keys[i], "unknown backend '%s' in 'undo'; "
+						"expected all, postgresql, mysql or sqlite",
+						u->keys[i]->scalar);
+			if (b == (int)c->backend)
+				v = u->items[i];
+		}
+		if (v == NULL)
+			v = ynode_get(u, "all");
+		if (v == NULL)
+			return op_error(c, u, "'undo' has nothing for %s (give '%s:' or 'all:', "
+					"empty if nothing is to be undone there)",
+					db_backend_name(c->backend), db_backend_name(c->backend));
+	}
+	if (v->kind == YNODE_SCALAR) {
+		if (!ynode_is_null(v) && v->scalar[0])
+			vars_push(&c->vars, "undo_sql", v->scalar);
+		return 0;
+	}
+	if (v->kind != YNODE_SEQ)
+		return op_error(c, v, "'undo' must be a statement, a list of them, or a map of "
+				"backend to those");
+	for (i = 0; i < v->n; i++) {
+		if (v->items[i]->kind != YNODE_SCALAR)
+			return op_error(c, v->items[i], "a statement must be a string");
+		vars_push(&c->vars, "undo_sql", v->items[i]->scalar);
+	}
+	return 0;
+}
+
 static int
 op_sql(struct op_ctx *c)
 {
@@ -1968,7 +2032,7 @@ op_sql(struct op_ctx *c)
 			vars_push(&c->vars, "sql", v->items[i]->scalar);
 		}
 	}
-	return 0;
+	return sql_undo(c);
 }
 
 /*
@@ -2161,6 +2225,35 @@ render(struct op_ctx *c, const char *tpl, size_t idx, size_t *count, int line)
 	return strbuf_detach(&out);
 }
 
+/*
+ * Render a list of statement templates, each once per element of the
+ * lists it uses, appending to *out (of *n).
+ */
+static int
+render_list(struct op_ctx *c, char *const *tpls, size_t n_tpls, int line, char ***out,
+	    size_t *n)
+{
+	size_t j, k, count;
+	char *text;
+
+	for (j = 0; j < n_tpls; j++) {
+		text = render(c, tpls[j], 0, &count, line);
+		if (text == NULL)
+			return c->err->code;
+		for (k = 0; k < count; k++) {
+			if (k > 0)
+				text = render(c, tpls[j], k, &count, line);
+			if (count == 0)
+				break;
+			*out = xrealloc(*out, (*n + 1) * sizeof(char *));
+			(*out)[(*n)++] = text;
+			text = NULL;
+		}
+		free(text);
+	}
+	return 0;
+}
+
 static bool
 step_selected(const struct op_ctx *c, const struct catalog_step *s)
 {
@@ -2192,6 +2285,10 @@ plan_step_release(struct plan_step *s)
 	free(s->where_sql);
 	free(s->column);
 	free(s->set_default);
+	for (i = 0; i < s->n_undo_sql; i++)
+		free(s->undo_sql[i]);
+	free(s->undo_sql);
+	free(s->undo_default);
 	for (i = 0; i < s->n_keys; i++)
 		free(s->keys[i]);
 	free(s->keys);
@@ -2208,14 +2305,13 @@ struct step_list {
 static int
 emit_steps(struct op_ctx *c, struct step_list buckets[PHASE__COUNT], unsigned mask)
 {
-	size_t i, j, k, count;
+	size_t i, j, count;
 	int rc = 0;
 
 	for (i = 0; i < c->cop->n_steps && rc == 0; i++) {
 		const struct catalog_step *cs = &c->cop->steps[i];
 		struct plan_step st = { 0 };
 		struct step_list *bl = &buckets[cs->phase];
-		char *text;
 
 		if (!(mask & (1u << cs->phase)) || !step_selected(c, cs))
 			continue;
@@ -2242,27 +2338,17 @@ emit_steps(struct op_ctx *c, struct step_list buckets[PHASE__COUNT], unsigned ma
 			st.reason = xstrdup(c->cop->summary ? c->cop->summary : c->cop->name);
 		}
 		if (cs->action == STEP_SQL) {
-			for (j = 0; j < cs->n_sql[c->backend]; j++) {
-				const char *tpl = cs->sql[c->backend][j];
-
-				text = render(c, tpl, 0, &count, cs->line);
-				if (text == NULL) {
-					rc = c->err->code;
-					goto next;
-				}
-				for (k = 0; k < count; k++) {
-					if (k > 0)
-						text = render(c, tpl, k, &count, cs->line);
-					if (count == 0)
-						break;
-					st.sql = xrealloc(st.sql, (st.n_sql + 1) * sizeof(char *));
-					st.sql[st.n_sql++] = text;
-					text = NULL;
-				}
-				free(text);
-			}
+			if ((rc = render_list(c, cs->sql[c->backend], cs->n_sql[c->backend],
+					      cs->line, &st.sql, &st.n_sql)) < 0)
+				goto next;
 			if (st.n_sql == 0)
 				goto next;	/* an empty list: nothing to run */
+			if (cs->has_undo[c->backend]) {
+				st.has_undo = true;
+				if ((rc = render_list(c, cs->undo[c->backend], cs->n_undo[c->backend],
+						      cs->line, &st.undo_sql, &st.n_undo_sql)) < 0)
+					goto next;
+			}
 		} else if (cs->action == STEP_REBUILD) {
 			const char *tname = arg_string(c, cs->rb_table);
 			const char *cname = arg_string(c, cs->rb_column);
@@ -2307,6 +2393,17 @@ emit_steps(struct op_ctx *c, struct step_list buckets[PHASE__COUNT], unsigned ma
 				}
 				st.drop_default = strcmp(v, "true") == 0;
 				free(v);
+			}
+			if (cs->rb_undo_default) {
+				if (!(v = render(c, cs->rb_undo_default, 0, &count, cs->line))) {
+					rc = c->err->code;
+					goto next;
+				}
+				st.has_undo_default = true;
+				if (*v)
+					st.undo_default = v;
+				else
+					free(v);
 			}
 			if (st.set_not_null < 0 && !st.set_default && !st.drop_default)
 				goto next;	/* nothing to change */

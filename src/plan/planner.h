@@ -49,6 +49,16 @@ struct plan_step {
 	int set_not_null;	/* 1 NOT NULL, 0 nullable, -1 leave */
 	char *set_default;	/* new DEFAULT expression, or NULL to leave; owned */
 	bool drop_default;
+	/*
+	 * How downgrade takes this (expand) step back, when the catalog says:
+	 * statements in order (has_undo, possibly none), or for a rebuild the
+	 * default to put back (has_undo_default; NULL = drop the default).
+	 */
+	char **undo_sql;	/* owned */
+	size_t n_undo_sql;
+	bool has_undo;
+	char *undo_default;	/* owned */
+	bool has_undo_default;
 };
 
 struct plan {

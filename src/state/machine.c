@@ -744,10 +744,19 @@ undo_statements(struct state *st, const struct plan_step *s, bool check, char **
 	size_t i, n = 0;
 	int rc = 0;
 
-	*out = xcalloc(s->n_sql * EFFECT_UNDO_MAX + 1, sizeof(**out));
+	*out = xcalloc(s->n_sql * EFFECT_UNDO_MAX + s->n_undo_sql + 1, sizeof(**out));
 	*n_out = 0;
 	*concurrently = false;
 	*unknown = NULL;
+	/* The catalog (or the author) said how: run that, as written. */
+	if (s->has_undo) {
+		for (i = 0; i < s->n_undo_sql; i++) {
+			(*out)[(*n_out)++] = xstrdup(s->undo_sql[i]);
+			if (strcasestr(s->undo_sql[i], "CONCURRENTLY"))
+				*concurrently = true;
+		}
+		return 0;
+	}
 	for (i = s->n_sql; i-- > 0 && rc == 0;) {
 		struct strbuf sb[EFFECT_UNDO_MAX] = { STRBUF_INIT, STRBUF_INIT };
 		struct effect e;
@@ -813,7 +822,8 @@ undo_possible(struct state *st, const struct plan_step *s, int64_t target,
 			what = statement_excerpt(unknown);
 		break;
 	case STEP_REBUILD:
-		if (s->set_default || s->drop_default || s->set_not_null < 0)
+		if ((s->set_default || s->drop_default || s->set_not_null < 0) &&
+		    !s->has_undo_default)
 			what = xstrdup("a table rebuild that changed a default");
 		break;
 	case STEP_BACKFILL:
@@ -825,7 +835,8 @@ undo_possible(struct state *st, const struct plan_step *s, int64_t target,
 		rc = err_setf(err, DBPHASE_EREFUSED,
 			      "downgrade to %lld refused: step %s (%s at %s, from %s) cannot be "
 			      "undone: dbphase knows no inverse of '%s'; restore from backup, "
-			      "or give the operation undo SQL in the catalog", (long long)target,
+			      "or give the step 'undo:' SQL (the catalog, or an sql operation's "
+			      "'undo' field)", (long long)target,
 			      id, s->op_kind, s->op_where, s->source, what);
 	free(what);
 	free(id);
@@ -857,12 +868,19 @@ undo_step(struct state *st, const struct plan_step *s, const struct machine_opts
 		job.n_sql = n;
 		job.atomic = !conc;
 	} else if (s->action == STEP_REBUILD) {
-		/* SQLite's expand rebuilds only relax NOT NULL: put it back. */
+		/*
+		 * SQLite's expand rebuilds relax a NOT NULL or change a default:
+		 * put back what was there.
+		 */
 		job.kind = EXEC_REBUILD;
 		job.atomic = true;
 		job.table = s->table;
 		job.column = s->column;
-		job.set_not_null = s->set_not_null == 0 ? 1 : 0;
+		job.set_not_null = s->set_not_null == 0 ? 1 : s->set_not_null == 1 ? 0 : -1;
+		if (s->has_undo_default) {
+			job.set_default = s->undo_default;
+			job.drop_default = s->undo_default == NULL;
+		}
 	} else {
 		job.atomic = true;	/* a backfill: its data stays, its record goes */
 	}
