@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/fileio.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
 
@@ -468,39 +469,6 @@ out:
 	return rc < 0 ? 0 : 1;
 }
 
-/* Read a whole file; *out is NUL-terminated and the caller frees it. */
-static int
-read_whole_file(const char *path, char **out, size_t *out_len, struct dbphase_error *err)
-{
-	struct strbuf sb = STRBUF_INIT;
-	FILE *f;
-	size_t n;
-	int rc = 0;
-
-	f = fopen(path, "rb");
-	if (f == NULL)
-		return err_setf(err, DBPHASE_EBADINPUT, "cannot read config file '%s': %s", path,
-				strerror(errno));
-	for (;;) {
-		strbuf_grow(&sb, 8192);
-		n = fread(sb.buf + sb.len, 1, sb.alloc - sb.len - 1, f);
-		strbuf_setlen(&sb, sb.len + n);
-		if (n == 0)
-			break;
-	}
-	if (ferror(f)) {
-		rc = err_setf(err, DBPHASE_EIO, "cannot read '%s': %s", path,
-			      strerror(errno ? errno : EIO));
-		strbuf_release(&sb);
-		goto out;
-	}
-	*out_len = sb.len;
-	*out = strbuf_detach(&sb);
-out:
-	fclose(f);
-	return rc;
-}
-
 int
 config_load_file(struct dbphase_config *cfg, const char *path,
 		 struct dbphase_error *err)
@@ -510,12 +478,16 @@ config_load_file(struct dbphase_config *cfg, const char *path,
 	struct ini_ctx ctx;
 	char *text = NULL;
 	size_t len = 0;
-	int rc, line;
+	int rc = 0, line;
 
 	memset(&ctx, 0, sizeof(ctx));
 	config_copy(&tmp, cfg);
-	if ((rc = read_whole_file(path, &text, &len, err)) < 0)
+	/* A config file that cannot be read is a configuration error. */
+	if (file_read_all(path, &text, &len, err) < 0) {
+		rc = err_setf(err, DBPHASE_EBADINPUT, "cannot read config file '%s': %s", path,
+			      strerror(errno));
 		goto out;
+	}
 	ctx.path = path;
 	ctx.cfg = &tmp;
 	ctx.err = err;

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/fileio.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
 
@@ -111,38 +112,6 @@ valid_identifier(const char *s)
 			return false;
 	}
 	return true;
-}
-
-/* Read a whole file; *out is NUL-terminated and the caller frees it. */
-static int
-read_whole_file(const char *path, char **out, size_t *out_len, struct dbphase_error *err)
-{
-	struct strbuf sb = STRBUF_INIT;
-	FILE *f;
-	size_t n;
-	int rc = 0;
-
-	f = fopen(path, "rb");
-	if (f == NULL)
-		return err_setf(err, DBPHASE_EIO, "cannot read '%s': %s", path, strerror(errno));
-	for (;;) {
-		strbuf_grow(&sb, 8192);
-		n = fread(sb.buf + sb.len, 1, sb.alloc - sb.len - 1, f);
-		strbuf_setlen(&sb, sb.len + n);
-		if (n == 0)
-			break;
-	}
-	if (ferror(f)) {
-		rc = err_setf(err, DBPHASE_EIO, "cannot read '%s': %s", path,
-			      strerror(errno ? errno : EIO));
-		strbuf_release(&sb);
-		goto out;
-	}
-	*out_len = sb.len;
-	*out = strbuf_detach(&sb);
-out:
-	fclose(f);
-	return rc;
 }
 
 /*
@@ -456,7 +425,7 @@ load_migration(struct migration *m, struct dbphase_error *err)
 	size_t len = 0, i;
 	int rc;
 
-	if ((rc = read_whole_file(m->path, &text, &len, err)) < 0)
+	if ((rc = file_read_all(m->path, &text, &len, err)) < 0)
 		goto out;
 	if (sha256_compute(text, len, hex) < 0) {
 		reason = ERR_reason_error_string(ERR_get_error());

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "core/fileio.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
 
@@ -383,38 +384,6 @@ out:
 	return rc;
 }
 
-/* Read the whole file at path into a NUL-terminated buffer the caller frees. */
-static int
-read_whole_file(const char *path, char **out, size_t *out_len, struct dbphase_error *err)
-{
-	struct strbuf sb = STRBUF_INIT;
-	FILE *f;
-	size_t n;
-	int rc = 0;
-
-	f = fopen(path, "rb");
-	if (f == NULL)
-		return err_setf(err, DBPHASE_EIO, "cannot read '%s': %s", path, strerror(errno));
-	for (;;) {
-		strbuf_grow(&sb, 8192);
-		n = fread(sb.buf + sb.len, 1, sb.alloc - sb.len - 1, f);
-		strbuf_setlen(&sb, sb.len + n);
-		if (n == 0)
-			break;
-	}
-	if (ferror(f)) {
-		rc = err_setf(err, DBPHASE_EIO, "cannot read '%s': %s", path,
-			      strerror(errno ? errno : EIO));
-		strbuf_release(&sb);
-		goto out;
-	}
-	*out_len = sb.len;
-	*out = strbuf_detach(&sb);
-out:
-	fclose(f);
-	return rc;
-}
-
 int
 ydoc_load_file(struct ydoc *doc, const char *path, struct dbphase_error *err)
 {
@@ -424,7 +393,7 @@ ydoc_load_file(struct ydoc *doc, const char *path, struct dbphase_error *err)
 
 	doc->path = NULL;
 	doc->root = NULL;
-	if ((rc = read_whole_file(path, &text, &len, err)) < 0)
+	if ((rc = file_read_all(path, &text, &len, err)) < 0)
 		return rc;
 	rc = ydoc_load_string(doc, path, text, len, err);
 	free(text);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fileio.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
 
@@ -471,21 +472,11 @@ catalog_load_dir(struct catalog *cat, const char *dir, struct dbphase_error *err
 	closedir(d);
 	qsort(names, n, sizeof(char *), name_cmp);
 	for (i = 0; i < n && rc == 0; i++) {
-		char *path = xasprintf("%s/%s", dir, names[i]);
-		FILE *f = fopen(path, "rb");
-		struct strbuf text = STRBUF_INIT;
-		char buf[4096];
-		size_t got;
+		char *path = xasprintf("%s/%s", dir, names[i]), *text = NULL;
 
-		if (f == NULL) {
-			rc = err_setf(err, DBPHASE_EIO, "cannot read '%s'", path);
-		} else {
-			while ((got = fread(buf, 1, sizeof(buf), f)) > 0)
-				strbuf_add(&text, buf, got);
-			fclose(f);
-			rc = catalog_parse(cat, path, text.buf, err);
-		}
-		strbuf_release(&text);
+		if ((rc = file_read_all(path, &text, NULL, err)) == 0)
+			rc = catalog_parse(cat, path, text, err);
+		free(text);
 		free(path);
 	}
 	for (i = 0; i < n; i++)
