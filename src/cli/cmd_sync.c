@@ -12,6 +12,9 @@
 #include "cli/cli.h"
 #include "core/xmalloc.h"
 
+/* For commands that take no options of their own (--help is global). */
+static const struct option no_options[] = { { NULL, 0, NULL, 0 } };
+
 /* Run getopt_long on a command's argv; usage errors name the option. */
 static int
 next_opt(struct cli *cli, int argc, char **argv, const char *shortopts,
@@ -225,7 +228,7 @@ cmd_downgrade(struct cli *cli, int argc, char **argv)
 	int rc, c;
 
 	optind = 0;
-	if ((rc = next_opt(cli, argc, argv, "+", (struct option[]){ { NULL, 0, NULL, 0 } }, &c)) < 0)
+	if ((rc = next_opt(cli, argc, argv, "+", no_options, &c)) < 0)
 		return rc;
 	if (argc != 2)
 		return cli_usage_error(cli, "downgrade needs exactly one VERSION");
@@ -243,7 +246,7 @@ cmd_db_version(struct cli *cli, int argc, char **argv)
 	int rc, c;
 
 	optind = 0;
-	if ((rc = next_opt(cli, argc, argv, "+", (struct option[]){ { NULL, 0, NULL, 0 } }, &c)) < 0)
+	if ((rc = next_opt(cli, argc, argv, "+", no_options, &c)) < 0)
 		return rc;
 	if (argc > 1)
 		return cli_usage_error(cli, "db_version takes no arguments");
@@ -315,7 +318,7 @@ cmd_version_control(struct cli *cli, int argc, char **argv)
 	int rc, c;
 
 	optind = 0;
-	if ((rc = next_opt(cli, argc, argv, "+", (struct option[]){ { NULL, 0, NULL, 0 } }, &c)) < 0)
+	if ((rc = next_opt(cli, argc, argv, "+", no_options, &c)) < 0)
 		return rc;
 	if (argc > 2)
 		return cli_usage_error(cli, "version_control takes at most one VERSION");
@@ -342,7 +345,7 @@ cmd_goto(struct cli *cli, int argc, char **argv)
 	int rc, c;
 
 	optind = 0;
-	if ((rc = next_opt(cli, argc, argv, "+", (struct option[]){ { NULL, 0, NULL, 0 } }, &c)) < 0)
+	if ((rc = next_opt(cli, argc, argv, "+", no_options, &c)) < 0)
 		return rc;
 	if (argc != 2)
 		return cli_usage_error(cli, "goto needs exactly one VERSION");
@@ -388,7 +391,7 @@ cmd_create_schema(struct cli *cli, int argc, char **argv)
 	int rc, c;
 
 	optind = 0;
-	if ((rc = next_opt(cli, argc, argv, "+", (struct option[]){ { NULL, 0, NULL, 0 } }, &c)) < 0)
+	if ((rc = next_opt(cli, argc, argv, "+", no_options, &c)) < 0)
 		return rc;
 	if (argc > 1)
 		return cli_usage_error(cli, "create_schema takes no arguments");
