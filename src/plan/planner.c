@@ -1123,6 +1123,10 @@ op_drop_column(struct op_ctx *c)
 
 		vars_set(&c->vars, "column_def_nullable", def);
 		free(def);
+		/* What downgrade restores. */
+		def = column_def_text(c->backend, col, false);
+		vars_set(&c->vars, "old_column_def", def);
+		free(def);
 	}
 	/*
 	 * Indexes that use the column go with it: SQLite refuses to drop an

@@ -1090,6 +1090,38 @@ BACKEND_TEST(state, downgrade_puts_defaults_not_null_and_author_sql_back)
 	env_close(&e);
 }
 
+/*
+ * A rename of a NOT NULL column with a default (its default moves to the
+ * triggers in expand) and a drop of a NOT NULL column (relaxed in expand):
+ * downgrade puts both back as they were.
+ */
+BACKEND_TEST(state, downgrade_puts_a_renamed_default_and_a_relaxed_column_back)
+{
+	static const char v2[] =
+		"description: rename a defaulted column, drop a required one\n"
+		"operations:\n"
+		"  - rename_column: {table: kids, from: score, to: points}\n"
+		"  - drop_column: {table: kids, column: name}\n";
+	const char *const v[] = { every_v1, v2 };
+	struct env e;
+	char *before, *after;
+
+	env_open(&e, *backend, v, 2);
+	all_phases(&e, 1);
+	before = schema_text(&e);
+	phase_ok(&e, PHASE_EXPAND, 2);
+	cr_assert_eq(machine_downgrade(&e.st, &e.repo, &e.plan, 1, &e.o, &e.err), 0,
+		     "[%s] %s", bname(&e), e.err.message);
+	assert_row(&e, "1/1/1");
+	after = schema_text(&e);
+	cr_assert_str_eq(after, before, "[%s] the schema after downgrade differs:\n%s\nbefore:\n%s",
+			 bname(&e), after, before);
+	phase_ok(&e, PHASE_EXPAND, 2);
+	free(before);
+	free(after);
+	env_close(&e);
+}
+
 /* ---- reading statements -------------------------------------------------------- */
 
 static void
