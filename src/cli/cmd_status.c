@@ -45,8 +45,7 @@ read_progress(struct cli *cli, json_t *arr, bool text)
 			const char *done = db_result_value(res, j, 3);
 
 			rows += strtoll(db_result_value(res, j, 1), NULL, 10);
-			finished = finished && done && (strcmp(done, "1") == 0 ||
-							strcmp(done, "t") == 0);
+			finished = finished && db_value_true(done);
 			chunks++;
 		}
 		if (arr) {

@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/error.h"
 #include "core/strbuf.h"
@@ -63,6 +64,16 @@ db_result_value(const struct db_result *res, size_t r, size_t c)
 }
 
 void db_result_free(struct db_result *res);
+
+/*
+ * Whether a boolean column's value, as text, is true: PostgreSQL says "t",
+ * MariaDB and SQLite "1".  NULL is false.
+ */
+static inline bool
+db_value_true(const char *v)
+{
+	return v && (strcmp(v, "t") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
+}
 
 /* Introspection, filled by describe_table.  All strings owned. */
 struct db_column_info {

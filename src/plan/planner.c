@@ -1524,8 +1524,12 @@ op_drop_default(struct op_ctx *c)
 	return 0;
 }
 
+/*
+ * Record the index the operation's 'name' and 'columns' describe in the
+ * model; what says what it is in the refusal of a name already taken.
+ */
 static int
-op_add_index(struct op_ctx *c)
+model_index_from_args(struct op_ctx *c, bool unique, const char *what)
 {
 	struct model_table *t = arg_table(c);
 	const struct ynode *cols = ynode_get(c->mop->args, "columns");
@@ -1534,15 +1538,24 @@ op_add_index(struct op_ctx *c)
 	size_t i;
 
 	if (model_find_index(c->model, name, NULL))
-		return op_error(c, ynode_get(c->mop->args, "name"),
-				"index '%s' already exists", name);
+		return op_error(c, ynode_get(c->mop->args, "name"), "%s '%s' already exists",
+				what, name);
 	names = xcalloc(cols->n, sizeof(char *));
 	for (i = 0; i < cols->n; i++)
 		names[i] = cols->items[i]->scalar;
-	model_add_index(t, name, names, cols->n, vars_has_flag(&c->vars, "unique"));
+	model_add_index(t, name, names, cols->n, unique);
 	free(names);
-	vars_set(&c->vars, "unique_kw", vars_has_flag(&c->vars, "unique") ? "UNIQUE " : "");
 	return 0;
+}
+
+static int
+op_add_index(struct op_ctx *c)
+{
+	bool unique = vars_has_flag(&c->vars, "unique");
+	int rc = model_index_from_args(c, unique, "index");
+
+	vars_set(&c->vars, "unique_kw", unique ? "UNIQUE " : "");
+	return rc;
 }
 
 static int
@@ -1591,21 +1604,7 @@ set_emulation_names(struct op_ctx *c, const char *constraint)
 static int
 op_add_unique(struct op_ctx *c)
 {
-	struct model_table *t = arg_table(c);
-	const struct ynode *cols = ynode_get(c->mop->args, "columns");
-	const char *name = arg_string(c, "name");
-	char **names;
-	size_t i;
-
-	if (model_find_index(c->model, name, NULL))
-		return op_error(c, ynode_get(c->mop->args, "name"),
-				"index or constraint '%s' already exists", name);
-	names = xcalloc(cols->n, sizeof(char *));
-	for (i = 0; i < cols->n; i++)
-		names[i] = cols->items[i]->scalar;
-	model_add_index(t, name, names, cols->n, true);
-	free(names);
-	return 0;
+	return model_index_from_args(c, true, "index or constraint");
 }
 
 static int

@@ -638,8 +638,7 @@ state_chunks_load(struct state *st, const char *step_id, struct exec_chunk **chu
 		c->last_key = xstrdup_or_null(db_result_value(res, i, 1));
 		c->end_key = xstrdup_or_null(db_result_value(res, i, 2));
 		c->rows_done = strtoull(db_result_value(res, i, 3), NULL, 10);
-		c->done = done && (strcmp(done, "1") == 0 || strcmp(done, "t") == 0 ||
-				   strcmp(done, "true") == 0);
+		c->done = db_value_true(done);
 	}
 	*n = res->n_rows;
 	db_result_free(res);
