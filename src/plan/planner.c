@@ -225,7 +225,12 @@ fnv32(const char *s)
 static char *
 object_name(const struct op_ctx *c, const char *table, const char *tag)
 {
-	char *name = xasprintf("dbp_v%lld_%zu_%s_%s", (long long)c->mig->version,
+	/*
+	 * Zero-padded, so that names sort as versions and operations do:
+	 * PostgreSQL fires a table's triggers in name order, and a later
+	 * operation's trigger may read what an earlier one wrote.
+	 */
+	char *name = xasprintf("dbp_v%03lld_%02zu_%s_%s", (long long)c->mig->version,
 			       (size_t)(c->mop - c->mig->ops) + 1, table, tag);
 
 	if (strlen(name) > NAME_MAX_LEN) {

@@ -258,12 +258,12 @@ Test(plan, sql_follows_the_server_version)
 	plan_release(&plan);
 	cr_assert_eq(build_for(DB_BACKEND_POSTGRESQL, 150004, &plan, &err), 0, "%s", err.message);
 	expect_step(&plan, 2, PHASE_CONTRACT, 1, "add_column", false,
-		    "ALTER TABLE \"items\" DROP CONSTRAINT IF EXISTS \"dbp_v2_1_items_nn\";\n"
-		    "ALTER TABLE \"items\" ADD CONSTRAINT \"dbp_v2_1_items_nn\" "
+		    "ALTER TABLE \"items\" DROP CONSTRAINT IF EXISTS \"dbp_v002_01_items_nn\";\n"
+		    "ALTER TABLE \"items\" ADD CONSTRAINT \"dbp_v002_01_items_nn\" "
 		    "CHECK (\"code\" IS NOT NULL) NOT VALID;\n"
-		    "ALTER TABLE \"items\" VALIDATE CONSTRAINT \"dbp_v2_1_items_nn\";\n"
+		    "ALTER TABLE \"items\" VALIDATE CONSTRAINT \"dbp_v002_01_items_nn\";\n"
 		    "ALTER TABLE \"items\" ALTER COLUMN \"code\" SET NOT NULL;\n"
-		    "ALTER TABLE \"items\" DROP CONSTRAINT \"dbp_v2_1_items_nn\";\n");
+		    "ALTER TABLE \"items\" DROP CONSTRAINT \"dbp_v002_01_items_nn\";\n");
 	plan_release(&plan);
 	err_release(&err);
 }
@@ -280,7 +280,7 @@ Test(plan, add_column_not_null_is_split_over_the_phases)
 	expect_step(&plan, 2, PHASE_EXPAND, 1, "add_column", true,
 		    "ALTER TABLE \"items\" ADD COLUMN \"code\" varchar(10);\n");
 	expect_step(&plan, 2, PHASE_EXPAND, 2, "backfill", true,
-		    "CREATE OR REPLACE FUNCTION \"dbp_v2_2_items_fill_fn\"() RETURNS trigger "
+		    "CREATE OR REPLACE FUNCTION \"dbp_v002_02_items_fill_fn\"() RETURNS trigger "
 		    "LANGUAGE plpgsql AS $dbphase$\n"
 		    "BEGIN\n"
 		    "  IF TG_OP = 'INSERT' THEN\n"
@@ -291,32 +291,32 @@ Test(plan, add_column_not_null_is_split_over_the_phases)
 		    "  END IF;\n"
 		    "  RETURN NEW;\n"
 		    "END $dbphase$\n;\n"
-		    "DROP TRIGGER IF EXISTS \"dbp_v2_2_items_fill_i\" ON \"items\";\n"
-		    "CREATE TRIGGER \"dbp_v2_2_items_fill_i\" BEFORE INSERT OR UPDATE ON \"items\" "
-		    "FOR EACH ROW EXECUTE FUNCTION \"dbp_v2_2_items_fill_fn\"();\n");
+		    "DROP TRIGGER IF EXISTS \"dbp_v002_02_items_fill_i\" ON \"items\";\n"
+		    "CREATE TRIGGER \"dbp_v002_02_items_fill_i\" BEFORE INSERT OR UPDATE ON \"items\" "
+		    "FOR EACH ROW EXECUTE FUNCTION \"dbp_v002_02_items_fill_fn\"();\n");
 	expect_step(&plan, 2, PHASE_MIGRATE, 1, "backfill", true,
 		    "batches on items by id (integer): SET \"code\" = upper(name) WHERE 1 = 1\n");
 	expect_step(&plan, 2, PHASE_CONTRACT, 1, "add_column", false,
-		    "ALTER TABLE \"items\" DROP CONSTRAINT IF EXISTS \"dbp_v2_1_items_nn\";\n"
-		    "ALTER TABLE \"items\" ADD CONSTRAINT \"dbp_v2_1_items_nn\" "
+		    "ALTER TABLE \"items\" DROP CONSTRAINT IF EXISTS \"dbp_v002_01_items_nn\";\n"
+		    "ALTER TABLE \"items\" ADD CONSTRAINT \"dbp_v002_01_items_nn\" "
 		    "CHECK (\"code\" IS NOT NULL) NOT VALID;\n"
-		    "ALTER TABLE \"items\" VALIDATE CONSTRAINT \"dbp_v2_1_items_nn\";\n"
+		    "ALTER TABLE \"items\" VALIDATE CONSTRAINT \"dbp_v002_01_items_nn\";\n"
 		    "ALTER TABLE \"items\" ALTER COLUMN \"code\" SET NOT NULL;\n"
-		    "ALTER TABLE \"items\" DROP CONSTRAINT \"dbp_v2_1_items_nn\";\n");
+		    "ALTER TABLE \"items\" DROP CONSTRAINT \"dbp_v002_01_items_nn\";\n");
 	expect_step(&plan, 2, PHASE_CONTRACT, 2, "backfill", true,
-		    "DROP TRIGGER IF EXISTS \"dbp_v2_2_items_fill_i\" ON \"items\";\n"
-		    "DROP FUNCTION IF EXISTS \"dbp_v2_2_items_fill_fn\"();\n");
+		    "DROP TRIGGER IF EXISTS \"dbp_v002_02_items_fill_i\" ON \"items\";\n"
+		    "DROP FUNCTION IF EXISTS \"dbp_v002_02_items_fill_fn\"();\n");
 	plan_release(&plan);
 
 	build_ok(DB_BACKEND_MYSQL, &plan);
 	expect_step(&plan, 2, PHASE_EXPAND, 1, "add_column", true,
 		    "ALTER TABLE `items` ADD COLUMN IF NOT EXISTS `code` varchar(10), LOCK=NONE;\n");
 	expect_step(&plan, 2, PHASE_EXPAND, 2, "backfill", true,
-		    "DROP TRIGGER IF EXISTS `dbp_v2_2_items_fill_i`;\n"
-		    "CREATE TRIGGER `dbp_v2_2_items_fill_i` BEFORE INSERT ON `items` FOR EACH ROW "
+		    "DROP TRIGGER IF EXISTS `dbp_v002_02_items_fill_i`;\n"
+		    "CREATE TRIGGER `dbp_v002_02_items_fill_i` BEFORE INSERT ON `items` FOR EACH ROW "
 		    "BEGIN IF NEW.`code` IS NULL THEN SET NEW.`code` = upper(NEW.`name`); END IF; END;\n"
-		    "DROP TRIGGER IF EXISTS `dbp_v2_2_items_fill_u`;\n"
-		    "CREATE TRIGGER `dbp_v2_2_items_fill_u` BEFORE UPDATE ON `items` FOR EACH ROW "
+		    "DROP TRIGGER IF EXISTS `dbp_v002_02_items_fill_u`;\n"
+		    "CREATE TRIGGER `dbp_v002_02_items_fill_u` BEFORE UPDATE ON `items` FOR EACH ROW "
 		    "BEGIN IF (NEW.`code` <=> (OLD.`code`)) THEN SET NEW.`code` = upper(NEW.`name`); "
 		    "END IF; END;\n");
 	expect_step(&plan, 2, PHASE_MIGRATE, 1, "backfill", true,
@@ -330,13 +330,13 @@ Test(plan, add_column_not_null_is_split_over_the_phases)
 	expect_step(&plan, 2, PHASE_EXPAND, 1, "add_column", true,
 		    "ALTER TABLE \"items\" ADD COLUMN \"code\" VARCHAR(10);\n");
 	expect_step(&plan, 2, PHASE_EXPAND, 2, "backfill", true,
-		    "DROP TRIGGER IF EXISTS \"dbp_v2_2_items_fill_i\";\n"
-		    "CREATE TRIGGER \"dbp_v2_2_items_fill_i\" AFTER INSERT ON \"items\" FOR EACH ROW "
+		    "DROP TRIGGER IF EXISTS \"dbp_v002_02_items_fill_i\";\n"
+		    "CREATE TRIGGER \"dbp_v002_02_items_fill_i\" AFTER INSERT ON \"items\" FOR EACH ROW "
 		    "WHEN NEW.\"code\" IS NULL "
 		    "BEGIN UPDATE \"items\" SET \"code\" = upper(name) WHERE rowid = NEW.rowid; END;\n");
 	expect_step(&plan, 2, PHASE_EXPAND, 3, "backfill", true,
-		    "DROP TRIGGER IF EXISTS \"dbp_v2_2_items_fill_u\";\n"
-		    "CREATE TRIGGER \"dbp_v2_2_items_fill_u\" AFTER UPDATE OF \"name\" ON \"items\" "
+		    "DROP TRIGGER IF EXISTS \"dbp_v002_02_items_fill_u\";\n"
+		    "CREATE TRIGGER \"dbp_v002_02_items_fill_u\" AFTER UPDATE OF \"name\" ON \"items\" "
 		    "FOR EACH ROW WHEN (NEW.\"code\" IS (OLD.\"code\")) "
 		    "BEGIN UPDATE \"items\" SET \"code\" = upper(name) WHERE rowid = NEW.rowid; END;\n");
 	expect_step(&plan, 2, PHASE_CONTRACT, 1, "add_column", true,
@@ -358,7 +358,7 @@ Test(plan, rename_column_triggers_postgresql)
 	expect_step(&plan, 2, PHASE_EXPAND, 1, "rename_column", true,
 		    "ALTER TABLE \"items\" ADD COLUMN \"title\" varchar(100);\n");
 	expect_step(&plan, 2, PHASE_EXPAND, 2, "rename_column", true,
-		    "CREATE OR REPLACE FUNCTION \"dbp_v2_1_items_sync_fn\"() RETURNS trigger "
+		    "CREATE OR REPLACE FUNCTION \"dbp_v002_01_items_sync_fn\"() RETURNS trigger "
 		    "LANGUAGE plpgsql AS $dbphase$\n"
 		    "BEGIN\n"
 		    "  IF TG_OP = 'INSERT' THEN\n"
@@ -371,15 +371,15 @@ Test(plan, rename_column_triggers_postgresql)
 		    "  END IF;\n"
 		    "  RETURN NEW;\n"
 		    "END $dbphase$\n;\n"
-		    "DROP TRIGGER IF EXISTS \"dbp_v2_1_items_sync_i\" ON \"items\";\n"
-		    "CREATE TRIGGER \"dbp_v2_1_items_sync_i\" BEFORE INSERT OR UPDATE ON \"items\" "
-		    "FOR EACH ROW EXECUTE FUNCTION \"dbp_v2_1_items_sync_fn\"();\n");
+		    "DROP TRIGGER IF EXISTS \"dbp_v002_01_items_sync_i\" ON \"items\";\n"
+		    "CREATE TRIGGER \"dbp_v002_01_items_sync_i\" BEFORE INSERT OR UPDATE ON \"items\" "
+		    "FOR EACH ROW EXECUTE FUNCTION \"dbp_v002_01_items_sync_fn\"();\n");
 	expect_step(&plan, 2, PHASE_EXPAND, 3, "rename_column", false,
-		    "DROP INDEX CONCURRENTLY IF EXISTS \"dbp_v2_1_ix_items_name_ix\";\n"
-		    "CREATE INDEX CONCURRENTLY \"dbp_v2_1_ix_items_name_ix\" ON \"items\" (\"title\");\n");
+		    "DROP INDEX CONCURRENTLY IF EXISTS \"dbp_v002_01_ix_items_name_ix\";\n"
+		    "CREATE INDEX CONCURRENTLY \"dbp_v002_01_ix_items_name_ix\" ON \"items\" (\"title\");\n");
 	/* n has a default: the triggers apply it, and n loses it at once. */
 	expect_step(&plan, 2, PHASE_EXPAND, 5, "rename_column", true,
-		    "CREATE OR REPLACE FUNCTION \"dbp_v2_2_items_sync_fn\"() RETURNS trigger "
+		    "CREATE OR REPLACE FUNCTION \"dbp_v002_02_items_sync_fn\"() RETURNS trigger "
 		    "LANGUAGE plpgsql AS $dbphase$\n"
 		    "BEGIN\n"
 		    "  IF TG_OP = 'INSERT' THEN\n"
@@ -392,9 +392,9 @@ Test(plan, rename_column_triggers_postgresql)
 		    "  END IF;\n"
 		    "  RETURN NEW;\n"
 		    "END $dbphase$\n;\n"
-		    "DROP TRIGGER IF EXISTS \"dbp_v2_2_items_sync_i\" ON \"items\";\n"
-		    "CREATE TRIGGER \"dbp_v2_2_items_sync_i\" BEFORE INSERT OR UPDATE ON \"items\" "
-		    "FOR EACH ROW EXECUTE FUNCTION \"dbp_v2_2_items_sync_fn\"();\n");
+		    "DROP TRIGGER IF EXISTS \"dbp_v002_02_items_sync_i\" ON \"items\";\n"
+		    "CREATE TRIGGER \"dbp_v002_02_items_sync_i\" BEFORE INSERT OR UPDATE ON \"items\" "
+		    "FOR EACH ROW EXECUTE FUNCTION \"dbp_v002_02_items_sync_fn\"();\n");
 	expect_step(&plan, 2, PHASE_EXPAND, 6, "rename_column", true,
 		    "ALTER TABLE \"items\" ALTER COLUMN \"n\" DROP DEFAULT;\n");
 	cr_assert_eq(plan_count(&plan, 2, PHASE_EXPAND), 6);
@@ -403,17 +403,17 @@ Test(plan, rename_column_triggers_postgresql)
 		    "WHERE \"title\" IS NULL AND \"name\" IS NOT NULL\n");
 	/* The new column gets its NOT NULL and default while the triggers still run. */
 	expect_step(&plan, 2, PHASE_CONTRACT, 1, "rename_column", false,
-		    "ALTER TABLE \"items\" DROP CONSTRAINT IF EXISTS \"dbp_v2_1_items_nn\";\n"
-		    "ALTER TABLE \"items\" ADD CONSTRAINT \"dbp_v2_1_items_nn\" "
+		    "ALTER TABLE \"items\" DROP CONSTRAINT IF EXISTS \"dbp_v002_01_items_nn\";\n"
+		    "ALTER TABLE \"items\" ADD CONSTRAINT \"dbp_v002_01_items_nn\" "
 		    "CHECK (\"title\" IS NOT NULL) NOT VALID;\n"
-		    "ALTER TABLE \"items\" VALIDATE CONSTRAINT \"dbp_v2_1_items_nn\";\n"
+		    "ALTER TABLE \"items\" VALIDATE CONSTRAINT \"dbp_v002_01_items_nn\";\n"
 		    "ALTER TABLE \"items\" ALTER COLUMN \"title\" SET NOT NULL;\n"
-		    "ALTER TABLE \"items\" DROP CONSTRAINT \"dbp_v2_1_items_nn\";\n");
+		    "ALTER TABLE \"items\" DROP CONSTRAINT \"dbp_v002_01_items_nn\";\n");
 	expect_step(&plan, 2, PHASE_CONTRACT, 2, "rename_column", true,
-		    "DROP TRIGGER IF EXISTS \"dbp_v2_1_items_sync_i\" ON \"items\";\n"
-		    "DROP FUNCTION IF EXISTS \"dbp_v2_1_items_sync_fn\"();\n"
+		    "DROP TRIGGER IF EXISTS \"dbp_v002_01_items_sync_i\" ON \"items\";\n"
+		    "DROP FUNCTION IF EXISTS \"dbp_v002_01_items_sync_fn\"();\n"
 		    "ALTER TABLE \"items\" DROP COLUMN \"name\";\n"
-		    "ALTER INDEX \"dbp_v2_1_ix_items_name_ix\" RENAME TO \"ix_items_name\";\n");
+		    "ALTER INDEX \"dbp_v002_01_ix_items_name_ix\" RENAME TO \"ix_items_name\";\n");
 	expect_step(&plan, 2, PHASE_CONTRACT, 3, "rename_column", true,
 		    "ALTER TABLE \"items\" ALTER COLUMN \"qty\" SET DEFAULT 0;\n");
 	cr_assert_eq(plan_count(&plan, 2, PHASE_CONTRACT), 5);
@@ -429,18 +429,18 @@ Test(plan, rename_column_triggers_mysql)
 	expect_step(&plan, 2, PHASE_EXPAND, 1, "rename_column", true,
 		    "ALTER TABLE `items` ADD COLUMN IF NOT EXISTS `title` varchar(100), LOCK=NONE;\n");
 	expect_step(&plan, 2, PHASE_EXPAND, 2, "rename_column", true,
-		    "DROP TRIGGER IF EXISTS `dbp_v2_1_items_sync_i`;\n"
-		    "CREATE TRIGGER `dbp_v2_1_items_sync_i` BEFORE INSERT ON `items` FOR EACH ROW "
+		    "DROP TRIGGER IF EXISTS `dbp_v002_01_items_sync_i`;\n"
+		    "CREATE TRIGGER `dbp_v002_01_items_sync_i` BEFORE INSERT ON `items` FOR EACH ROW "
 		    "BEGIN IF NEW.`title` IS NULL AND NEW.`name` IS NULL THEN SET NEW.`name` = NULL; END IF; "
 		    "IF NEW.`title` IS NULL THEN SET NEW.`title` = NEW.`name`; "
 		    "ELSEIF NEW.`name` IS NULL THEN SET NEW.`name` = NEW.`title`; END IF; END;\n"
-		    "DROP TRIGGER IF EXISTS `dbp_v2_1_items_sync_u`;\n"
-		    "CREATE TRIGGER `dbp_v2_1_items_sync_u` BEFORE UPDATE ON `items` FOR EACH ROW "
+		    "DROP TRIGGER IF EXISTS `dbp_v002_01_items_sync_u`;\n"
+		    "CREATE TRIGGER `dbp_v002_01_items_sync_u` BEFORE UPDATE ON `items` FOR EACH ROW "
 		    "BEGIN IF NOT (NEW.`name` <=> OLD.`name`) THEN SET NEW.`title` = NEW.`name`; "
 		    "ELSEIF NOT (NEW.`title` <=> OLD.`title`) THEN SET NEW.`name` = NEW.`title`; "
 		    "END IF; END;\n");
 	expect_step(&plan, 2, PHASE_EXPAND, 3, "rename_column", false,
-		    "CREATE INDEX IF NOT EXISTS `dbp_v2_1_ix_items_name_ix` ON `items` (`title`) "
+		    "CREATE INDEX IF NOT EXISTS `dbp_v002_01_ix_items_name_ix` ON `items` (`title`) "
 		    "ALGORITHM=INPLACE LOCK=NONE;\n");
 	expect_step(&plan, 2, PHASE_EXPAND, 6, "rename_column", true,
 		    "ALTER TABLE `items` ALTER COLUMN `n` DROP DEFAULT;\n");
@@ -453,12 +453,12 @@ Test(plan, rename_column_triggers_mysql)
 		    "THEN ALTER TABLE `items` MODIFY COLUMN `name` varchar(100), LOCK=NONE; END IF; END;\n");
 	/* One ALTER drops the column and trades the index names; a re-run skips it. */
 	expect_step(&plan, 2, PHASE_CONTRACT, 3, "rename_column", true,
-		    "DROP TRIGGER IF EXISTS `dbp_v2_1_items_sync_i`;\n"
-		    "DROP TRIGGER IF EXISTS `dbp_v2_1_items_sync_u`;\n"
+		    "DROP TRIGGER IF EXISTS `dbp_v002_01_items_sync_i`;\n"
+		    "DROP TRIGGER IF EXISTS `dbp_v002_01_items_sync_u`;\n"
 		    "BEGIN NOT ATOMIC IF EXISTS (SELECT 1 FROM information_schema.COLUMNS "
 		    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'items' AND COLUMN_NAME = 'name') "
 		    "THEN ALTER TABLE `items` DROP INDEX `ix_items_name`, DROP COLUMN `name`, "
-		    "RENAME INDEX `dbp_v2_1_ix_items_name_ix` TO `ix_items_name`, LOCK=NONE; "
+		    "RENAME INDEX `dbp_v002_01_ix_items_name_ix` TO `ix_items_name`, LOCK=NONE; "
 		    "END IF; END;\n");
 	expect_step(&plan, 2, PHASE_CONTRACT, 4, "rename_column", true,
 		    "ALTER TABLE `items` MODIFY COLUMN `qty` int NOT NULL DEFAULT 0, LOCK=NONE;\n");
@@ -477,28 +477,28 @@ Test(plan, rename_column_triggers_sqlite)
 	write_versions(golden_v1, rename_v2);
 	build_ok(DB_BACKEND_SQLITE, &plan);
 	expect_step(&plan, 2, PHASE_EXPAND, 2, "rename_column", true,
-		    "DROP TRIGGER IF EXISTS \"dbp_v2_1_items_sync_i\";\n"
-		    "CREATE TRIGGER \"dbp_v2_1_items_sync_i\" AFTER INSERT ON \"items\" FOR EACH ROW "
+		    "DROP TRIGGER IF EXISTS \"dbp_v002_01_items_sync_i\";\n"
+		    "CREATE TRIGGER \"dbp_v002_01_items_sync_i\" AFTER INSERT ON \"items\" FOR EACH ROW "
 		    "WHEN NEW.\"title\" IS NULL AND NEW.\"name\" IS NOT NULL "
 		    "BEGIN UPDATE \"items\" SET \"title\" = NEW.\"name\" WHERE rowid = NEW.rowid; END;\n"
-		    "DROP TRIGGER IF EXISTS \"dbp_v2_1_items_sync_i2\";\n"
-		    "CREATE TRIGGER \"dbp_v2_1_items_sync_i2\" AFTER INSERT ON \"items\" FOR EACH ROW "
+		    "DROP TRIGGER IF EXISTS \"dbp_v002_01_items_sync_i2\";\n"
+		    "CREATE TRIGGER \"dbp_v002_01_items_sync_i2\" AFTER INSERT ON \"items\" FOR EACH ROW "
 		    "WHEN NEW.\"name\" IS NULL AND NEW.\"title\" IS NOT NULL "
 		    "BEGIN UPDATE \"items\" SET \"name\" = NEW.\"title\" WHERE rowid = NEW.rowid; END;\n"
-		    "DROP TRIGGER IF EXISTS \"dbp_v2_1_items_sync_u\";\n"
-		    "CREATE TRIGGER \"dbp_v2_1_items_sync_u\" AFTER UPDATE OF \"name\" ON \"items\" "
+		    "DROP TRIGGER IF EXISTS \"dbp_v002_01_items_sync_u\";\n"
+		    "CREATE TRIGGER \"dbp_v002_01_items_sync_u\" AFTER UPDATE OF \"name\" ON \"items\" "
 		    "FOR EACH ROW WHEN NEW.\"name\" IS NOT OLD.\"name\" "
 		    "BEGIN UPDATE \"items\" SET \"title\" = NEW.\"name\" WHERE rowid = NEW.rowid; END;\n"
-		    "DROP TRIGGER IF EXISTS \"dbp_v2_1_items_sync_u2\";\n"
-		    "CREATE TRIGGER \"dbp_v2_1_items_sync_u2\" AFTER UPDATE OF \"title\" ON \"items\" "
+		    "DROP TRIGGER IF EXISTS \"dbp_v002_01_items_sync_u2\";\n"
+		    "CREATE TRIGGER \"dbp_v002_01_items_sync_u2\" AFTER UPDATE OF \"title\" ON \"items\" "
 		    "FOR EACH ROW WHEN NEW.\"title\" IS NOT OLD.\"title\" "
 		    "BEGIN UPDATE \"items\" SET \"name\" = NEW.\"title\" WHERE rowid = NEW.rowid; END;\n");
 	/* AFTER triggers come too late for NOT NULL: the old column loses it. */
 	expect_step(&plan, 2, PHASE_EXPAND, 3, "rename_column", true,
 		    "rebuild items.name not_null 0 default - drop_default 0\n");
 	expect_step(&plan, 2, PHASE_EXPAND, 7, "rename_column", true,
-		    "DROP TRIGGER IF EXISTS \"dbp_v2_2_items_sync_i3\";\n"
-		    "CREATE TRIGGER \"dbp_v2_2_items_sync_i3\" AFTER INSERT ON \"items\" FOR EACH ROW "
+		    "DROP TRIGGER IF EXISTS \"dbp_v002_02_items_sync_i3\";\n"
+		    "CREATE TRIGGER \"dbp_v002_02_items_sync_i3\" AFTER INSERT ON \"items\" FOR EACH ROW "
 		    "WHEN NEW.\"n\" IS NULL AND NEW.\"qty\" IS NULL "
 		    "BEGIN UPDATE \"items\" SET \"n\" = 0, \"qty\" = 0 WHERE rowid = NEW.rowid; END;\n");
 	expect_step(&plan, 2, PHASE_EXPAND, 8, "rename_column", true,
@@ -506,14 +506,14 @@ Test(plan, rename_column_triggers_sqlite)
 	expect_step(&plan, 2, PHASE_CONTRACT, 1, "rename_column", true,
 		    "rebuild items.title not_null 1 default - drop_default 0\n");
 	expect_step(&plan, 2, PHASE_CONTRACT, 2, "rename_column", true,
-		    "DROP TRIGGER IF EXISTS \"dbp_v2_1_items_sync_i\";\n"
-		    "DROP TRIGGER IF EXISTS \"dbp_v2_1_items_sync_i2\";\n"
-		    "DROP TRIGGER IF EXISTS \"dbp_v2_1_items_sync_i3\";\n"
-		    "DROP TRIGGER IF EXISTS \"dbp_v2_1_items_sync_u\";\n"
-		    "DROP TRIGGER IF EXISTS \"dbp_v2_1_items_sync_u2\";\n"
+		    "DROP TRIGGER IF EXISTS \"dbp_v002_01_items_sync_i\";\n"
+		    "DROP TRIGGER IF EXISTS \"dbp_v002_01_items_sync_i2\";\n"
+		    "DROP TRIGGER IF EXISTS \"dbp_v002_01_items_sync_i3\";\n"
+		    "DROP TRIGGER IF EXISTS \"dbp_v002_01_items_sync_u\";\n"
+		    "DROP TRIGGER IF EXISTS \"dbp_v002_01_items_sync_u2\";\n"
 		    "DROP INDEX IF EXISTS \"ix_items_name\";\n"
 		    "ALTER TABLE \"items\" DROP COLUMN \"name\";\n"
-		    "DROP INDEX IF EXISTS \"dbp_v2_1_ix_items_name_ix\";\n"
+		    "DROP INDEX IF EXISTS \"dbp_v002_01_ix_items_name_ix\";\n"
 		    "CREATE INDEX \"ix_items_name\" ON \"items\" (\"title\");\n");
 	expect_step(&plan, 2, PHASE_CONTRACT, 3, "rename_column", true,
 		    "rebuild items.qty not_null 1 default 0 drop_default 0\n");
@@ -540,93 +540,93 @@ Test(plan, change_type_shadow_column_per_backend)
 	write_versions(v1, change_type_v2);
 	build_ok(DB_BACKEND_POSTGRESQL, &plan);
 	expect_step(&plan, 2, PHASE_EXPAND, 1, "change_type", true,
-		    "ALTER TABLE \"items\" ADD COLUMN \"dbp_v2_1_n_new\" bigint;\n");
+		    "ALTER TABLE \"items\" ADD COLUMN \"dbp_v002_01_n_new\" bigint;\n");
 	expect_step(&plan, 2, PHASE_EXPAND, 2, "change_type", true,
-		    "CREATE OR REPLACE FUNCTION \"dbp_v2_1_items_cast_fn\"() RETURNS trigger "
+		    "CREATE OR REPLACE FUNCTION \"dbp_v002_01_items_cast_fn\"() RETURNS trigger "
 		    "LANGUAGE plpgsql AS $dbphase$\n"
 		    "BEGIN\n"
-		    "  NEW.\"dbp_v2_1_n_new\" := CAST(NEW.\"n\" AS bigint);\n"
+		    "  NEW.\"dbp_v002_01_n_new\" := CAST(NEW.\"n\" AS bigint);\n"
 		    "  RETURN NEW;\n"
 		    "END $dbphase$\n;\n"
-		    "DROP TRIGGER IF EXISTS \"dbp_v2_1_items_cast_i\" ON \"items\";\n"
-		    "CREATE TRIGGER \"dbp_v2_1_items_cast_i\" BEFORE INSERT OR UPDATE ON \"items\" "
-		    "FOR EACH ROW EXECUTE FUNCTION \"dbp_v2_1_items_cast_fn\"();\n");
+		    "DROP TRIGGER IF EXISTS \"dbp_v002_01_items_cast_i\" ON \"items\";\n"
+		    "CREATE TRIGGER \"dbp_v002_01_items_cast_i\" BEFORE INSERT OR UPDATE ON \"items\" "
+		    "FOR EACH ROW EXECUTE FUNCTION \"dbp_v002_01_items_cast_fn\"();\n");
 	expect_step(&plan, 2, PHASE_EXPAND, 3, "change_type", false,
-		    "DROP INDEX CONCURRENTLY IF EXISTS \"dbp_v2_1_ix_items_n_ix\";\n"
-		    "CREATE INDEX CONCURRENTLY \"dbp_v2_1_ix_items_n_ix\" ON \"items\" "
-		    "(\"dbp_v2_1_n_new\", \"id\");\n");
+		    "DROP INDEX CONCURRENTLY IF EXISTS \"dbp_v002_01_ix_items_n_ix\";\n"
+		    "CREATE INDEX CONCURRENTLY \"dbp_v002_01_ix_items_n_ix\" ON \"items\" "
+		    "(\"dbp_v002_01_n_new\", \"id\");\n");
 	expect_step(&plan, 2, PHASE_MIGRATE, 1, "change_type", true,
-		    "batches on items by id (integer): SET \"dbp_v2_1_n_new\" = CAST(\"n\" AS bigint) "
-		    "WHERE \"dbp_v2_1_n_new\" IS NULL AND \"n\" IS NOT NULL\n");
+		    "batches on items by id (integer): SET \"dbp_v002_01_n_new\" = CAST(\"n\" AS bigint) "
+		    "WHERE \"dbp_v002_01_n_new\" IS NULL AND \"n\" IS NOT NULL\n");
 	/* The shadow takes the default and NOT NULL while the trigger fills it ... */
 	expect_step(&plan, 2, PHASE_CONTRACT, 1, "change_type", true,
-		    "ALTER TABLE \"items\" ALTER COLUMN \"dbp_v2_1_n_new\" SET DEFAULT 0;\n");
+		    "ALTER TABLE \"items\" ALTER COLUMN \"dbp_v002_01_n_new\" SET DEFAULT 0;\n");
 	expect_step(&plan, 2, PHASE_CONTRACT, 2, "change_type", false,
-		    "ALTER TABLE \"items\" DROP CONSTRAINT IF EXISTS \"dbp_v2_1_items_nn\";\n"
-		    "ALTER TABLE \"items\" ADD CONSTRAINT \"dbp_v2_1_items_nn\" "
-		    "CHECK (\"dbp_v2_1_n_new\" IS NOT NULL) NOT VALID;\n"
-		    "ALTER TABLE \"items\" VALIDATE CONSTRAINT \"dbp_v2_1_items_nn\";\n"
-		    "ALTER TABLE \"items\" ALTER COLUMN \"dbp_v2_1_n_new\" SET NOT NULL;\n"
-		    "ALTER TABLE \"items\" DROP CONSTRAINT \"dbp_v2_1_items_nn\";\n");
+		    "ALTER TABLE \"items\" DROP CONSTRAINT IF EXISTS \"dbp_v002_01_items_nn\";\n"
+		    "ALTER TABLE \"items\" ADD CONSTRAINT \"dbp_v002_01_items_nn\" "
+		    "CHECK (\"dbp_v002_01_n_new\" IS NOT NULL) NOT VALID;\n"
+		    "ALTER TABLE \"items\" VALIDATE CONSTRAINT \"dbp_v002_01_items_nn\";\n"
+		    "ALTER TABLE \"items\" ALTER COLUMN \"dbp_v002_01_n_new\" SET NOT NULL;\n"
+		    "ALTER TABLE \"items\" DROP CONSTRAINT \"dbp_v002_01_items_nn\";\n");
 	/* ... then takes the name in one transaction. */
 	expect_step(&plan, 2, PHASE_CONTRACT, 3, "change_type", true,
-		    "DROP TRIGGER IF EXISTS \"dbp_v2_1_items_cast_i\" ON \"items\";\n"
-		    "DROP FUNCTION IF EXISTS \"dbp_v2_1_items_cast_fn\"();\n"
+		    "DROP TRIGGER IF EXISTS \"dbp_v002_01_items_cast_i\" ON \"items\";\n"
+		    "DROP FUNCTION IF EXISTS \"dbp_v002_01_items_cast_fn\"();\n"
 		    "ALTER TABLE \"items\" DROP COLUMN \"n\";\n"
-		    "ALTER TABLE \"items\" RENAME COLUMN \"dbp_v2_1_n_new\" TO \"n\";\n"
-		    "ALTER INDEX \"dbp_v2_1_ix_items_n_ix\" RENAME TO \"ix_items_n\";\n");
+		    "ALTER TABLE \"items\" RENAME COLUMN \"dbp_v002_01_n_new\" TO \"n\";\n"
+		    "ALTER INDEX \"dbp_v002_01_ix_items_n_ix\" RENAME TO \"ix_items_n\";\n");
 	cr_assert_eq(plan_count(&plan, 2, PHASE_CONTRACT), 3);
 	plan_release(&plan);
 
 	build_ok(DB_BACKEND_MYSQL, &plan);
 	expect_step(&plan, 2, PHASE_EXPAND, 2, "change_type", true,
-		    "DROP TRIGGER IF EXISTS `dbp_v2_1_items_cast_i`;\n"
-		    "CREATE TRIGGER `dbp_v2_1_items_cast_i` BEFORE INSERT ON `items` FOR EACH ROW "
-		    "SET NEW.`dbp_v2_1_n_new` = NEW.`n`;\n"
-		    "DROP TRIGGER IF EXISTS `dbp_v2_1_items_cast_u`;\n"
-		    "CREATE TRIGGER `dbp_v2_1_items_cast_u` BEFORE UPDATE ON `items` FOR EACH ROW "
-		    "SET NEW.`dbp_v2_1_n_new` = NEW.`n`;\n");
+		    "DROP TRIGGER IF EXISTS `dbp_v002_01_items_cast_i`;\n"
+		    "CREATE TRIGGER `dbp_v002_01_items_cast_i` BEFORE INSERT ON `items` FOR EACH ROW "
+		    "SET NEW.`dbp_v002_01_n_new` = NEW.`n`;\n"
+		    "DROP TRIGGER IF EXISTS `dbp_v002_01_items_cast_u`;\n"
+		    "CREATE TRIGGER `dbp_v002_01_items_cast_u` BEFORE UPDATE ON `items` FOR EACH ROW "
+		    "SET NEW.`dbp_v002_01_n_new` = NEW.`n`;\n");
 	expect_step(&plan, 2, PHASE_CONTRACT, 1, "change_type", true,
 		    "BEGIN NOT ATOMIC IF EXISTS (SELECT 1 FROM information_schema.COLUMNS "
 		    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'items' "
-		    "AND COLUMN_NAME = 'dbp_v2_1_n_new') "
-		    "THEN ALTER TABLE `items` MODIFY COLUMN `dbp_v2_1_n_new` bigint NOT NULL DEFAULT 0, "
+		    "AND COLUMN_NAME = 'dbp_v002_01_n_new') "
+		    "THEN ALTER TABLE `items` MODIFY COLUMN `dbp_v002_01_n_new` bigint NOT NULL DEFAULT 0, "
 		    "LOCK=NONE; END IF; END;\n");
 	/* Writes wait while the triggers go and one renaming ALTER swaps the columns. */
 	expect_step(&plan, 2, PHASE_CONTRACT, 2, "change_type", true,
 		    "LOCK TABLES `items` WRITE;\n"
-		    "DROP TRIGGER IF EXISTS `dbp_v2_1_items_cast_i`;\n"
-		    "DROP TRIGGER IF EXISTS `dbp_v2_1_items_cast_u`;\n"
+		    "DROP TRIGGER IF EXISTS `dbp_v002_01_items_cast_i`;\n"
+		    "DROP TRIGGER IF EXISTS `dbp_v002_01_items_cast_u`;\n"
 		    "BEGIN NOT ATOMIC IF EXISTS (SELECT 1 FROM information_schema.COLUMNS "
 		    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'items' "
-		    "AND COLUMN_NAME = 'dbp_v2_1_n_new') "
+		    "AND COLUMN_NAME = 'dbp_v002_01_n_new') "
 		    "THEN ALTER TABLE `items` DROP INDEX `ix_items_n`, DROP COLUMN `n`, "
-		    "CHANGE COLUMN `dbp_v2_1_n_new` `n` bigint NOT NULL DEFAULT 0, "
-		    "RENAME INDEX `dbp_v2_1_ix_items_n_ix` TO `ix_items_n`, ALGORITHM=NOCOPY; END IF; END;\n"
+		    "CHANGE COLUMN `dbp_v002_01_n_new` `n` bigint NOT NULL DEFAULT 0, "
+		    "RENAME INDEX `dbp_v002_01_ix_items_n_ix` TO `ix_items_n`, ALGORITHM=NOCOPY; END IF; END;\n"
 		    "UNLOCK TABLES;\n");
 	cr_assert_eq(plan_count(&plan, 2, PHASE_CONTRACT), 2);
 	plan_release(&plan);
 
 	build_ok(DB_BACKEND_SQLITE, &plan);
 	expect_step(&plan, 2, PHASE_EXPAND, 2, "change_type", true,
-		    "DROP TRIGGER IF EXISTS \"dbp_v2_1_items_cast_i\";\n"
-		    "CREATE TRIGGER \"dbp_v2_1_items_cast_i\" AFTER INSERT ON \"items\" FOR EACH ROW "
-		    "BEGIN UPDATE \"items\" SET \"dbp_v2_1_n_new\" = CAST(\"n\" AS INTEGER) "
+		    "DROP TRIGGER IF EXISTS \"dbp_v002_01_items_cast_i\";\n"
+		    "CREATE TRIGGER \"dbp_v002_01_items_cast_i\" AFTER INSERT ON \"items\" FOR EACH ROW "
+		    "BEGIN UPDATE \"items\" SET \"dbp_v002_01_n_new\" = CAST(\"n\" AS INTEGER) "
 		    "WHERE rowid = NEW.rowid; END;\n"
-		    "DROP TRIGGER IF EXISTS \"dbp_v2_1_items_cast_u\";\n"
-		    "CREATE TRIGGER \"dbp_v2_1_items_cast_u\" AFTER UPDATE OF \"n\" ON \"items\" "
-		    "FOR EACH ROW BEGIN UPDATE \"items\" SET \"dbp_v2_1_n_new\" = CAST(\"n\" AS INTEGER) "
+		    "DROP TRIGGER IF EXISTS \"dbp_v002_01_items_cast_u\";\n"
+		    "CREATE TRIGGER \"dbp_v002_01_items_cast_u\" AFTER UPDATE OF \"n\" ON \"items\" "
+		    "FOR EACH ROW BEGIN UPDATE \"items\" SET \"dbp_v002_01_n_new\" = CAST(\"n\" AS INTEGER) "
 		    "WHERE rowid = NEW.rowid; END;\n");
 	/* The default before the swap; NOT NULL after it (AFTER triggers fill late). */
 	expect_step(&plan, 2, PHASE_CONTRACT, 1, "change_type", true,
-		    "rebuild items.dbp_v2_1_n_new not_null -1 default 0 drop_default 0\n");
+		    "rebuild items.dbp_v002_01_n_new not_null -1 default 0 drop_default 0\n");
 	expect_step(&plan, 2, PHASE_CONTRACT, 2, "change_type", true,
-		    "DROP TRIGGER IF EXISTS \"dbp_v2_1_items_cast_i\";\n"
-		    "DROP TRIGGER IF EXISTS \"dbp_v2_1_items_cast_u\";\n"
+		    "DROP TRIGGER IF EXISTS \"dbp_v002_01_items_cast_i\";\n"
+		    "DROP TRIGGER IF EXISTS \"dbp_v002_01_items_cast_u\";\n"
 		    "DROP INDEX IF EXISTS \"ix_items_n\";\n"
 		    "ALTER TABLE \"items\" DROP COLUMN \"n\";\n"
-		    "ALTER TABLE \"items\" RENAME COLUMN \"dbp_v2_1_n_new\" TO \"n\";\n"
-		    "DROP INDEX IF EXISTS \"dbp_v2_1_ix_items_n_ix\";\n"
+		    "ALTER TABLE \"items\" RENAME COLUMN \"dbp_v002_01_n_new\" TO \"n\";\n"
+		    "DROP INDEX IF EXISTS \"dbp_v002_01_ix_items_n_ix\";\n"
 		    "CREATE INDEX \"ix_items_n\" ON \"items\" (\"n\", \"id\");\n");
 	expect_step(&plan, 2, PHASE_CONTRACT, 3, "change_type", true,
 		    "rebuild items.n not_null 1 default - drop_default 0\n");
@@ -1384,4 +1384,38 @@ Test(plan, not_null_column_on_a_table_of_the_same_migration)
 			     bname((enum db_backend)b));
 		plan_release(&plan);
 	}
+}
+
+/* PostgreSQL fires triggers in name order: names must sort as operations do. */
+Test(plan, object_names_sort_in_operation_order)
+{
+	struct strbuf v2 = STRBUF_INIT;
+	struct plan plan;
+	const char *first = NULL, *twelfth = NULL;
+	size_t i;
+	int k;
+
+	strbuf_addstr(&v2, "operations:\n"
+		      "  - add_column: {table: items, column: {name: c1, type: text}}\n"
+		      "  - backfill: {table: items, set: {c1: \"name\"}}\n");
+	for (k = 3; k <= 11; k++)
+		strbuf_addf(&v2, "  - add_column: {table: items, column: {name: c%d, type: text}}\n", k);
+	strbuf_addstr(&v2, "  - backfill: {table: items, set: {c11: \"name\"}}\n");
+	write_versions(golden_v1, v2.buf);
+	build_ok(DB_BACKEND_POSTGRESQL, &plan);
+	for (i = 0; i < plan.n_steps; i++) {
+		const struct plan_step *s = &plan.steps[i];
+
+		if (s->phase != PHASE_EXPAND || strcmp(s->op_kind, "backfill") != 0)
+			continue;
+		if (strstr(s->sql[s->n_sql - 1], "\"dbp_v002_02_items_fill_i\""))
+			first = "dbp_v002_02_items_fill_i";
+		if (strstr(s->sql[s->n_sql - 1], "\"dbp_v002_12_items_fill_i\""))
+			twelfth = "dbp_v002_12_items_fill_i";
+	}
+	cr_assert_not_null(first, "the second operation's trigger is not named dbp_v002_02_...");
+	cr_assert_not_null(twelfth, "the twelfth operation's trigger is not named dbp_v002_12_...");
+	cr_assert_lt(strcmp(first, twelfth), 0);
+	plan_release(&plan);
+	strbuf_release(&v2);
 }
