@@ -497,6 +497,20 @@ pg_drv_close(struct db_conn *conn)
 	free(pc);
 }
 
+/* Whether libpq knows key as a connection keyword (a typo is a config error). */
+static bool
+pg_known_keyword(const char *key)
+{
+	PQconninfoOption *opts = PQconndefaults(), *o;
+	bool known = false;
+
+	for (o = opts; o && o->keyword; o++)
+		if (strcmp(o->keyword, key) == 0)
+			known = true;
+	PQconninfoFree(opts);
+	return known;
+}
+
 static int
 pg_drv_connect(const struct db_url *url, struct db_conn **out,
 	       struct dbphase_error *err)
@@ -542,6 +556,14 @@ pg_drv_connect(const struct db_url *url, struct db_conn **out,
 		values[n++] = url->database;
 	}
 	for (i = 0; i < url->n_params; i++) {
+		if (!pg_known_keyword(url->params[i].key)) {
+			rc = err_setf(err, DBPHASE_EBADINPUT,
+				      "unknown PostgreSQL URL parameter '%s' in '%s' (libpq's "
+				      "connection keywords are accepted, e.g. sslmode, sslrootcert, "
+				      "connect_timeout, application_name, options, host)",
+				      url->params[i].key, pc->desc);
+			goto out;
+		}
 		keys[n] = url->params[i].key;
 		values[n++] = url->params[i].value;
 	}

@@ -166,6 +166,20 @@ Test(pg, connect_failure_masks_password)
 	close(fd);
 }
 
+/* A misspelt keyword is a configuration error (65), not an unreachable server. */
+Test(pg, unknown_url_parameter_is_a_config_error)
+{
+	struct dbphase_error err = DBPHASE_ERROR_INIT;
+	struct db_conn *conn = NULL;
+
+	cr_assert_eq(try_connect("postgresql://alice:s3cr3t-pw@127.0.0.1:1/db?sslmdoe=require",
+				 &conn, &err), DBPHASE_EBADINPUT, "%s", err.message);
+	cr_assert(conn == NULL);
+	cr_assert(strstr(err.message, "'sslmdoe'") != NULL, "%s", err.message);
+	cr_assert(strstr(err.message, "s3cr3t-pw") == NULL, "password leaked: %s", err.message);
+	err_release(&err);
+}
+
 Test(pg, connect_timeout_applies)
 {
 	struct dbphase_error err = DBPHASE_ERROR_INIT;
