@@ -90,8 +90,8 @@ stopped(const struct exec_opts *o)
  * how long it has been running, once a second, while it runs.
  */
 static int
-exec_statement(struct db_conn *conn, const struct exec_job *job, const char *sql,
-	       const struct exec_hooks *h, struct dbphase_error *err)
+exec_statement_run(struct db_conn *conn, const struct exec_job *job, const char *sql,
+		   const struct exec_hooks *h, struct dbphase_error *err)
 {
 	int fd = conn->drv->socket(conn), want = 0, rc;
 	double t0 = now_ms();
@@ -135,6 +135,44 @@ exec_statement(struct db_conn *conn, const struct exec_job *job, const char *sql
 			break;
 	}
 	return conn->drv->take(conn, NULL, err);
+}
+
+/* The statement on one line, cut at 200 characters, for an error message. */
+static char *
+statement_excerpt(const char *sql)
+{
+	struct strbuf sb = STRBUF_INIT;
+	bool space = false;
+
+	for (; *sql && sb.len < 200; sql++) {
+		if (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r') {
+			space = sb.len > 0;
+			continue;
+		}
+		if (space)
+			strbuf_addch(&sb, ' ');
+		space = false;
+		strbuf_addch(&sb, *sql);
+	}
+	if (*sql)
+		strbuf_addstr(&sb, "...");
+	return strbuf_detach(&sb);
+}
+
+/* Run one statement; a failure names the statement. */
+static int
+exec_statement(struct db_conn *conn, const struct exec_job *job, const char *sql,
+	       const struct exec_hooks *h, struct dbphase_error *err)
+{
+	int rc = exec_statement_run(conn, job, sql, h, err);
+
+	if (rc < 0) {
+		char *excerpt = statement_excerpt(sql);
+
+		err_prefixf(err, "in \"%s\"", excerpt);
+		free(excerpt);
+	}
+	return rc;
 }
 
 static void

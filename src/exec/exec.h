@@ -102,6 +102,14 @@ struct exec_hooks {
 	 */
 	void (*checkpoint_sql)(void *arg, const struct exec_job *job, enum db_backend backend,
 			       struct strbuf *sql, const char **extra, size_t *n_extra);
+	/*
+	 * After a broken connection: chunk's position as committed, read on
+	 * conn (a new connection) with a lock that waits for a transaction
+	 * still being resolved, so that a batch whose COMMIT reached the
+	 * server but whose answer was lost is known as done.
+	 */
+	int (*chunk_reload)(void *arg, struct db_conn *conn, const struct exec_job *job,
+			    int chunk, struct exec_chunk *out, struct dbphase_error *err);
 	/* Every chunk is done: record the job, in a transaction of its own. */
 	int (*job_done)(void *arg, struct db_conn *conn, const struct exec_job *job,
 			struct dbphase_error *err);

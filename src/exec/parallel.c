@@ -943,6 +943,35 @@ worker_committed(struct worker *w)
 			worker_next(&r->workers[i]);
 }
 
+/*
+ * After a broken connection it is not known whether the batch in hand
+ * committed: its COMMIT may have reached the server and only the answer
+ * been lost.  The chunk's checkpoint, read on the new connection with a
+ * lock that waits for the old transaction to be resolved, tells: if it
+ * holds this batch's upper key (or, for the last open batch, says done),
+ * the batch committed.  Returns 1 (then w->batch_rows is what it did), 0,
+ * or -1 with w->err set.
+ */
+static int
+worker_batch_committed(struct worker *w)
+{
+	const struct exec_hooks *h = w->r->h;
+	struct exec_chunk db = { 0 };
+	int committed;
+
+	if (h->chunk_reload == NULL)
+		return 0;
+	if (h->chunk_reload(h->arg, w->conn, w->jr->job, w->chunk->index, &db, &w->err) < 0)
+		return -1;
+	committed = w->hi_key ? db.last_key && strcmp(db.last_key, w->hi_key) == 0
+			      : db.done;
+	if (committed)
+		w->batch_rows = db.rows_done - w->chunk->rows_done;
+	free(db.last_key);
+	free(db.end_key);
+	return committed;
+}
+
 /* Wait before retry n (1-based): 100 ms doubling, at most 5 s. */
 static uint64_t
 backoff_ms(int attempt)
@@ -975,6 +1004,16 @@ worker_after_failure(struct worker *w)
 			return;
 		}
 		w->broken = false;
+		/* Did the batch commit before the connection broke?  Then it is done. */
+		switch (worker_batch_committed(w)) {
+		case 1:
+			worker_committed(w);
+			return;
+		case -1:
+			runner_fail(r, w, "reading the checkpoint after a lost connection");
+			worker_next(w);
+			return;
+		}
 	}
 	/* Smaller, later, again. */
 	w->attempt++;

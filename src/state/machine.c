@@ -165,6 +165,15 @@ hook_checkpoint_sql(void *arg, const struct exec_job *job, enum db_backend backe
 }
 
 static int
+hook_chunk_reload(void *arg, struct db_conn *conn, const struct exec_job *job, int chunk,
+		  struct exec_chunk *out, struct dbphase_error *err)
+{
+	struct step_ctx *sc = job->data;
+
+	return state_chunk_reload(sc->st, conn, sc->id, chunk, out, err);
+}
+
+static int
 hook_job_done(void *arg, struct db_conn *conn, const struct exec_job *job,
 	      struct dbphase_error *err)
 {
@@ -195,6 +204,7 @@ static const struct exec_hooks machine_hooks = {
 	.chunks_load = hook_chunks_load,
 	.chunks_save = hook_chunks_save,
 	.checkpoint_sql = hook_checkpoint_sql,
+	.chunk_reload = hook_chunk_reload,
 	.job_done = hook_job_done,
 	.progress = hook_progress,
 };

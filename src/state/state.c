@@ -682,3 +682,37 @@ state_checkpoint_sql(struct state *st, struct strbuf *sql)
 		    "done = ($3 = 1), updated_at = %s WHERE chunk = $4 AND repository = $5 "
 		    "AND step_id = $6", db_sql_now_epoch(backend(st)));
 }
+
+int
+state_chunk_reload(struct state *st, struct db_conn *conn, const char *step_id, int chunk,
+		   struct exec_chunk *out, struct dbphase_error *err)
+{
+	struct db_param p[3] = { DB_TEXT(st->repo), DB_TEXT(step_id), DB_INT(chunk) };
+	/* SQLite has no FOR UPDATE: its write lock already orders transactions. */
+	const char *lock = conn->drv->backend == DB_BACKEND_SQLITE ? "" : " FOR UPDATE";
+	char *sql = xasprintf("SELECT last_key, rows_done, done FROM dbphase_progress "
+			      "WHERE repository = $1 AND step_id = $2 AND chunk = $3%s", lock);
+	struct db_result *res = NULL;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->index = chunk;
+	if ((rc = conn->drv->begin(conn, err)) < 0)
+		goto out;
+	rc = db_query(conn, sql, p, 3, &res, err);
+	if (rc == 0 && res->n_rows == 1) {
+		out->last_key = xstrdup_or_null(db_result_value(res, 0, 0));
+		out->rows_done = strtoull(db_result_value(res, 0, 1), NULL, 10);
+		out->done = db_value_true(db_result_value(res, 0, 2));
+	} else if (rc == 0) {
+		rc = err_setf(err, DBPHASE_ENOTFOUND, "no checkpoint for %s chunk %d", step_id, chunk);
+	}
+	if (rc == 0)
+		rc = conn->drv->commit(conn, err);
+	else
+		conn->drv->rollback(conn, &(struct dbphase_error)DBPHASE_ERROR_INIT);
+out:
+	db_result_free(res);
+	free(sql);
+	return rc;
+}

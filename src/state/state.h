@@ -109,6 +109,13 @@ int state_chunks_save(struct state *st, const char *step_id, const struct exec_c
 		      size_t n, uint64_t rows_total, struct dbphase_error *err);
 void state_checkpoint_sql(struct state *st, struct strbuf *sql);
 
+/*
+ * One chunk's committed position, read on conn (not st->conn) with a
+ * locking read, in a transaction of its own.
+ */
+int state_chunk_reload(struct state *st, struct db_conn *conn, const char *step_id, int chunk,
+		       struct exec_chunk *out, struct dbphase_error *err);
+
 /* The recorded checksum of a version (NULL if none; caller frees). */
 int state_checksum_get(struct state *st, int64_t version, char **sum,
 		       struct dbphase_error *err);
