@@ -567,6 +567,22 @@ run_versions(struct state *st, const struct repo *repo, const struct plan *plan,
 	return rc;
 }
 
+/*
+ * The start of every transition, under the cluster lock: dbphase's tables
+ * exist, the row is read again (another caller may have moved it while we
+ * waited), and the applied files are the ones that were applied.
+ */
+static int
+open_transition(struct state *st, const struct repo *repo, struct state_versions *v,
+		struct dbphase_error *err)
+{
+	int rc;
+
+	if ((rc = state_ensure_tables(st, err)) < 0 || (rc = state_read(st, v, err)) < 0)
+		return rc;
+	return machine_verify(st, repo, v, err);
+}
+
 int
 machine_phase(struct state *st, const struct repo *repo, const struct plan *plan,
 	      enum phase phase, int64_t target, const struct machine_opts *o,
@@ -584,8 +600,7 @@ machine_phase(struct state *st, const struct repo *repo, const struct plan *plan
 				"(1 to %lld)", (long long)target, (long long)repo_latest(repo));
 	if ((rc = state_lock(st, o->lock_wait_s, err)) < 0)
 		return rc;
-	if ((rc = state_ensure_tables(st, err)) < 0 || (rc = state_read(st, &v, err)) < 0 ||
-	    (rc = machine_verify(st, repo, &v, err)) < 0)
+	if ((rc = open_transition(st, repo, &v, err)) < 0)
 		goto out;
 	before = v;
 	ev.from = *phase_field(&v, phase);
@@ -643,8 +658,7 @@ machine_stamp(struct state *st, const struct repo *repo, int64_t version,
 				"(0 to %lld)", (long long)version, (long long)repo_latest(repo));
 	if ((rc = state_lock(st, o->lock_wait_s, err)) < 0)
 		return rc;
-	if ((rc = state_ensure_tables(st, err)) < 0 || (rc = state_read(st, &v, err)) < 0 ||
-	    (rc = machine_verify(st, repo, &v, err)) < 0)
+	if ((rc = open_transition(st, repo, &v, err)) < 0)
 		goto out;
 	before = v;
 	v.expand = v.migrate = v.contract = version;
@@ -1054,8 +1068,7 @@ machine_downgrade(struct state *st, const struct repo *repo, const struct plan *
 				"(0 to %lld)", (long long)version, (long long)repo_latest(repo));
 	if ((rc = state_lock(st, o->lock_wait_s, err)) < 0)
 		return rc;
-	if ((rc = state_ensure_tables(st, err)) < 0 || (rc = state_read(st, &v, err)) < 0 ||
-	    (rc = machine_verify(st, repo, &v, err)) < 0 ||
+	if ((rc = open_transition(st, repo, &v, err)) < 0 ||
 	    (rc = state_steps_list(st, &ids, &n_ids, err)) < 0)
 		goto out;
 	before = v;
