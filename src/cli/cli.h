@@ -3,9 +3,9 @@
  * options, the loaded configuration, repository, catalog and plan, the
  * database connection, and output helpers.
  *
- * cli is the top of the stack: cli -> core (load) -> plan -> state (may
- * we?) -> exec -> drivers.  It is the only place that prints and the only
- * place that knows exit codes.
+ * cli is the top of the stack: cli -> state -> {plan, exec} -> drivers ->
+ * core (doc/architecture.md).  It is the only place that prints and the
+ * only place that knows exit codes.
  */
 #ifndef DBPHASE_CLI_CLI_H
 #define DBPHASE_CLI_CLI_H
@@ -37,11 +37,16 @@ struct cli_override {
 	char *where;			/* "--jobs"; owned */
 };
 
+/* One --config-file or --config-dir, in the order given. */
+struct cli_config_source {
+	char *path;
+	bool is_dir;
+};
+
 struct cli {
 	/* Global options, as given. */
-	char **config_files;
-	size_t n_config_files;
-	char *config_dir;
+	struct cli_config_source *config_sources;	/* in command-line order */
+	size_t n_config_sources;
 	char *database;
 	char *repository;
 	char *extension;

@@ -35,7 +35,9 @@ cli_resolve_url(struct cli *cli)
 		cli->url_source = xstrdup("$DBPHASE_DATABASE");
 	} else if (cli->cfg.connection) {
 		cli->url_text = xstrdup(cli->cfg.connection);
-		cli->url_source = xasprintf("[database] connection at %s", cli->cfg.connection_from);
+		cli->url_source = xstrdup(cli->cfg.connection_from);
+		if (cli->cfg.connection_warning)
+			fprintf(stderr, "dbphase: warning: %s\n", cli->cfg.connection_warning);
 	} else {
 		cli->url_text = xstrdup(DEFAULT_DATABASE);
 		cli->url_source = xstrdup("the default");
@@ -153,13 +155,12 @@ cli_release(struct cli *cli)
 	if (cli->have_cfg)
 		config_release(&cli->cfg);
 	progress_release(&cli->progress);
-	for (i = 0; i < cli->n_config_files; i++)
-		free(cli->config_files[i]);
+	for (i = 0; i < cli->n_config_sources; i++)
+		free(cli->config_sources[i].path);
 	for (i = 0; i < cli->n_overrides; i++)
 		free(cli->overrides[i].where);
 	free(cli->overrides);
-	free(cli->config_files);
-	free(cli->config_dir);
+	free(cli->config_sources);
 	free(cli->database);
 	free(cli->repository);
 	free(cli->extension);

@@ -217,11 +217,15 @@ cli_load_config(struct cli *cli)
 		return 0;
 	config_init(&cli->cfg);
 	cli->have_cfg = true;
-	for (i = 0; i < cli->n_config_files; i++)
-		if ((rc = config_load_file(&cli->cfg, cli->config_files[i], &cli->err)) < 0)
+	/* In command-line order, files and folders alike: a later one wins. */
+	for (i = 0; i < cli->n_config_sources; i++) {
+		const struct cli_config_source *src = &cli->config_sources[i];
+
+		rc = src->is_dir ? config_load_dir(&cli->cfg, src->path, &cli->err)
+				 : config_load_file(&cli->cfg, src->path, &cli->err);
+		if (rc < 0)
 			return rc;
-	if (cli->config_dir && (rc = config_load_dir(&cli->cfg, cli->config_dir, &cli->err)) < 0)
-		return rc;
+	}
 	for (i = 0; i < cli->n_overrides; i++)
 		if ((rc = config_set(&cli->cfg, cli->overrides[i].key, cli->overrides[i].value,
 				     cli->overrides[i].where, &cli->err)) < 0) {
@@ -319,13 +323,12 @@ parse_globals(struct cli *cli, int argc, char **argv, const struct cli_command *
 			if (o) {
 				switch (o->val) {
 				case OPT_CONFIG_FILE:
-					cli->config_files = xrealloc(cli->config_files,
-						(cli->n_config_files + 1) * sizeof(char *));
-					cli->config_files[cli->n_config_files++] = xstrdup(value);
-					break;
 				case OPT_CONFIG_DIR:
-					free(cli->config_dir);
-					cli->config_dir = xstrdup(value);
+					cli->config_sources = xrealloc(cli->config_sources,
+						(cli->n_config_sources + 1) * sizeof(*cli->config_sources));
+					cli->config_sources[cli->n_config_sources++] =
+						(struct cli_config_source){ xstrdup(value),
+									    o->val == OPT_CONFIG_DIR };
 					break;
 				case OPT_DATABASE:
 					free(cli->database);

@@ -1,32 +1,42 @@
 /*
  * core/config.c - read [database] connection and [dbphase] settings from
- * INI files with inih, the way oslo.config reads an OpenStack service's file.
+ * INI files the way oslo.config reads an OpenStack service's file.
  *
- * Design: Debian builds inih with a 200-byte line buffer on the stack, and
- * inih splits a longer line without a word, shifting every later line
- * number and turning the tail into a line of its own.  A line fits when its
- * bytes, line break included, are at most INI_LINE_MAX (199).  So the file
- * is read here, scanned line by line with inih's own rules for what starts
- * a section, and then:
- *   - a long line inside [database] or [dbphase] (or a long header that
- *     opens one of them) is an error at its line;
- *   - a long line anywhere else (OpenStack's logging format strings in
- *     [DEFAULT]) becomes an empty line, which keeps the line numbers;
- * and inih parses the cleaned text through a reader that counts lines, so
- * every value and every error knows its line.
+ * Design.  A file is read whole and split into lines by our own reader,
+ * which follows oslo.config's (oslo_config/iniparser.py) rules, so that
+ * any file a service accepts reads the same here:
+ *   - lines of any length; a UTF-8 byte order mark at the start is skipped;
+ *   - "[name]" opens a section; names are compared in lower case, except
+ *     DEFAULT (oslo.config's _normalize_group_name);
+ *   - a line whose first character is '#' or ';' is a comment; there are
+ *     no comments after a value;
+ *   - "key = value" or "key: value", split at whichever of '=' and ':'
+ *     comes first; key and value lose surrounding blanks, and a value in
+ *     matching quotes loses them;
+ *   - an indented line continues the value before it (joined with a line
+ *     break); a blank line ends it;
+ *   - a key before any section, a continuation with no key before it, a
+ *     section header without ']' and an empty key are errors.
+ * Every value read is kept as an entry (section, key, value, path:line),
+ * in reading order, across all the files loaded: a later entry wins.  The
+ * settings are then resolved from the entries:
+ *   - [database] connection, else a deprecated spelling ([sql] connection,
+ *     [DEFAULT] sql_connection, [database] sql_connection), with a warning;
+ *   - every key of [dbphase], through config_set;
+ * each with $name / ${name} substitution as oslo.config does it: a name
+ * is looked up in the value's own section, then in [DEFAULT]; ${group.name}
+ * names another section; $$ and \$ are a dollar sign; a name no file sets
+ * is left as written.
  *
  * [dbphase] keys come from one table, CONFIG_KEY_MAP, which also drives
- * config_init (defaults), config_set and config_keys.  Section names are
- * case-sensitive, as in oslo.config.  Like oslo.config, a value written in
- * matching quotes loses them.  Loading is all or nothing: on error the
- * caller's struct is unchanged.
+ * config_init (defaults), config_set and config_keys.  Loading is all or
+ * nothing: on error the caller's struct is unchanged.
  */
 #include "core/config.h"
 
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <ini.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -39,8 +49,8 @@
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
 
-/* The longest line, line break included, that inih reads whole. */
-#define INI_LINE_MAX 199
+/* How deep one $name may lead to another before it is called a loop. */
+#define SUBST_DEPTH_MAX 16
 
 /*
  * X(name, type, default, min, max): every [dbphase] key.  STR keys have no
@@ -92,27 +102,6 @@ const char *const config_keys[] = {
 
 #define CONFIG_N_KEYS (sizeof(config_table) / sizeof(config_table[0]))
 
-/* What the pre-scan learnt about a line, for the handler. */
-enum line_kind {
-	LINE_OTHER,
-	LINE_CONTINUATION,	/* an indented line continuing the previous value */
-};
-
-struct ini_ctx {
-	const char *path;
-	struct dbphase_config *cfg;
-	struct dbphase_error *err;
-	/* The reader's position in the cleaned text. */
-	const char *text;
-	size_t len;
-	size_t pos;
-	int lineno;		/* line of the text last handed to inih */
-	bool at_line_start;
-	unsigned char *kinds;	/* enum line_kind per line, 1-based */
-	size_t n_lines;
-	int err_line;		/* line of the handler's first error, or 0 */
-};
-
 static int *
 int_field(struct dbphase_config *cfg, const struct config_key *k)
 {
@@ -125,32 +114,56 @@ str_field(struct dbphase_config *cfg, const struct config_key *k)
 	return (char **)(void *)((char *)cfg + k->offset);
 }
 
-void
-config_init(struct dbphase_config *cfg)
+/* The [dbphase] settings and the connection back to their defaults. */
+static void
+config_defaults(struct dbphase_config *cfg)
 {
 	size_t i;
 
-	memset(cfg, 0, sizeof(*cfg));
+	free(cfg->connection);
+	free(cfg->connection_from);
+	free(cfg->connection_warning);
+	cfg->connection = cfg->connection_from = cfg->connection_warning = NULL;
 	for (i = 0; i < CONFIG_N_KEYS; i++) {
-		if (config_table[i].type == CONFIG_INT)
+		if (config_table[i].type == CONFIG_INT) {
 			*int_field(cfg, &config_table[i]) = config_table[i].def;
-		else
+		} else {
+			free(*str_field(cfg, &config_table[i]));
 			*str_field(cfg, &config_table[i]) = NULL;
+		}
 	}
+}
+
+void
+config_init(struct dbphase_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	config_defaults(cfg);
+}
+
+static void
+entries_release(struct dbphase_config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_entries; i++) {
+		free(cfg->entries[i].section);
+		free(cfg->entries[i].key);
+		free(cfg->entries[i].value);
+		free(cfg->entries[i].where);
+	}
+	free(cfg->entries);
+	cfg->entries = NULL;
+	cfg->n_entries = cfg->alloc_entries = 0;
 }
 
 void
 config_release(struct dbphase_config *cfg)
 {
-	size_t i;
-
 	if (cfg == NULL)
 		return;
-	free(cfg->connection);
-	free(cfg->connection_from);
-	for (i = 0; i < CONFIG_N_KEYS; i++)
-		if (config_table[i].type == CONFIG_STR)
-			free(*str_field(cfg, &config_table[i]));
+	config_defaults(cfg);
+	entries_release(cfg);
 	config_init(cfg);
 }
 
@@ -164,11 +177,21 @@ config_copy(struct dbphase_config *dst, const struct dbphase_config *src)
 	*dst = *src;
 	dst->connection = xstrdup_or_null(src->connection);
 	dst->connection_from = xstrdup_or_null(src->connection_from);
+	dst->connection_warning = xstrdup_or_null(src->connection_warning);
 	for (i = 0; i < CONFIG_N_KEYS; i++) {
 		if (config_table[i].type != CONFIG_STR)
 			continue;
 		s = str_field(dst, &config_table[i]);
 		*s = xstrdup_or_null(*s);
+	}
+	dst->entries = src->n_entries ? xcalloc(src->n_entries, sizeof(*dst->entries)) : NULL;
+	dst->alloc_entries = src->n_entries;
+	for (i = 0; i < src->n_entries; i++) {
+		dst->entries[i] = src->entries[i];
+		dst->entries[i].section = xstrdup(src->entries[i].section);
+		dst->entries[i].key = xstrdup(src->entries[i].key);
+		dst->entries[i].value = xstrdup(src->entries[i].value);
+		dst->entries[i].where = xstrdup(src->entries[i].where);
 	}
 }
 
@@ -178,6 +201,7 @@ config_replace(struct dbphase_config *cfg, struct dbphase_config *tmp)
 {
 	config_release(cfg);
 	*cfg = *tmp;
+	memset(tmp, 0, sizeof(*tmp));
 	config_init(tmp);
 }
 
@@ -255,265 +279,373 @@ config_set(struct dbphase_config *cfg, const char *key, const char *value,
 	return 0;
 }
 
-/* inih's inline-comment rule: ';' after whitespace starts a comment. */
-static const char *
-find_chars_or_comment(const char *s, const char *end, const char *chars)
-{
-	bool was_space = false;
+/* ---- reading a file: oslo.config's line rules ---------------------------- */
 
-	while (s < end && !strchr(chars, *s) && !(was_space && *s == ';')) {
-		was_space = isspace((unsigned char)*s);
-		s++;
-	}
-	return s;
+/* oslo.config compares section names in lower case, except DEFAULT. */
+static char *
+section_name(const char *name, size_t len)
+{
+	char *out = xstrndup(name, len);
+	char *p;
+
+	if (strcmp(out, "DEFAULT") != 0)
+		for (p = out; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+	return out;
 }
 
 static bool
-section_is_read(const char *name, size_t len)
+is_blank(char c)
 {
-	return (len == 8 && memcmp(name, "database", 8) == 0) ||
-	       (len == 7 && memcmp(name, "dbphase", 7) == 0);
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
 }
 
-/* How inih reads a line (ini_parse_stream's branches, in its order). */
-enum ini_line {
-	INI_BLANK,		/* empty or a comment */
-	INI_CONTINUATION,	/* indented, after a name: more of its value */
-	INI_SECTION,		/* [name] */
-	INI_PAIR,		/* name = value or name: value */
-	INI_BAD,		/* inih reports a parse error here */
+/* The value being read: its key, its lines so far, where it started. */
+struct pending {
+	char *key;
+	struct strbuf value;
+	int line;
+	int last_line;
 };
 
-/*
- * Classify the line [ls, le) (no line break) as inih would, given whether
- * a name was read before it in the section.  For INI_SECTION, *name and
- * *name_len give the section name; for INI_PAIR, *name_len is the length
- * of the key.
- */
-static enum ini_line
-classify_line(const char *ls, const char *le, bool first, bool prev_name,
-	      const char **name, size_t *name_len)
+static void
+add_entry(struct dbphase_config *cfg, const char *path, const char *section,
+	  struct pending *p)
 {
-	const char *start = ls, *end = le, *q;
+	struct config_entry *e;
 
-	if (first && le - ls >= 3 && memcmp(ls, "\xEF\xBB\xBF", 3) == 0)
-		start += 3;
-	while (start < end && isspace((unsigned char)*start))
-		start++;
-	while (end > start && isspace((unsigned char)end[-1]))
-		end--;
-	if (start == end || *start == ';' || *start == '#')
-		return INI_BLANK;
-	if (prev_name && start > ls)
-		return INI_CONTINUATION;
-	if (*start == '[') {
-		q = find_chars_or_comment(start + 1, end, "]");
-		if (q == end || *q != ']')
-			return INI_BAD;
-		*name = start + 1;
-		*name_len = (size_t)(q - *name);
-		return INI_SECTION;
-	}
-	q = find_chars_or_comment(start, end, "=:");
-	if (q == end || *q == ';')
-		return INI_BAD;
-	while (q > start && isspace((unsigned char)q[-1]))
-		q--;
-	*name = start;
-	*name_len = (size_t)(q - start);
-	return INI_PAIR;
+	XGROW(cfg->entries, cfg->n_entries, cfg->alloc_entries);
+	e = &cfg->entries[cfg->n_entries++];
+	e->section = xstrdup(section);
+	e->key = p->key;
+	e->value = strbuf_detach(&p->value);
+	e->where = xasprintf("%s:%d", path, p->line);
+	e->continued_to = p->last_line > p->line ? p->last_line : 0;
+	p->key = NULL;
+	strbuf_init(&p->value);
 }
 
 /*
- * Copy text into *out, blanking the long lines of sections dbphase does not
- * read, and fill ctx->kinds.  Follows inih's reading of each line so that
- * the section each line belongs to is the one inih will see.
+ * Read text (len bytes, from path) into cfg's entries.  The errors are
+ * those oslo.config raises for the whole file.
  */
 static int
-clean_text(struct ini_ctx *ctx, const char *text, size_t len, struct strbuf *out,
-	   struct dbphase_error *err)
+read_entries(struct dbphase_config *cfg, const char *path, const char *text, size_t len,
+	     struct dbphase_error *err)
 {
-	const char *ls = text, *le, *name = NULL;
-	const char *nul = memchr(text, '\0', len);
-	bool in_read = false, prev_name = false, target_read, has_nl;
-	size_t n_lines = 1, i, bytes, name_len = 0;
-	enum ini_line kind;
-	int lineno = 0;
+	struct pending p = { .key = NULL, .value = STRBUF_INIT };
+	const char *ls = text, *end = text + len, *le, *b, *e, *sep, *eq, *colon;
+	char *section = NULL;
+	int lineno = 0, rc = 0;
 
-	for (i = 0; i < len; i++)
-		if (text[i] == '\n')
-			n_lines++;
-	ctx->kinds = xcalloc(n_lines + 1, 1);
-	ctx->n_lines = n_lines;
-	while (ls < text + len) {
+	if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
+		ls += 3;
+	while (ls < end && rc == 0) {
 		lineno++;
-		le = memchr(ls, '\n', (size_t)(text + len - ls));
-		has_nl = le != NULL;
+		le = memchr(ls, '\n', (size_t)(end - ls));
 		if (le == NULL)
-			le = text + len;
-		bytes = (size_t)(le - ls) + (has_nl ? 1 : 0);
-		if (nul != NULL && nul < ls + bytes)
-			return err_setf(err, DBPHASE_EBADINPUT,
-					"%s:%d: NUL byte in the file; not a text file",
-					ctx->path, lineno);
-		kind = classify_line(ls, le, lineno == 1, prev_name, &name, &name_len);
-		target_read = kind == INI_SECTION && section_is_read(name, name_len);
-		if (bytes > INI_LINE_MAX) {
-			if (in_read || target_read)
-				return err_setf(err, DBPHASE_EBADINPUT,
-						"%s:%d: line is longer than %d bytes, which the"
-						" INI parser cannot read",
-						ctx->path, lineno, INI_LINE_MAX);
-			/* An empty line instead: inih's state does not move. */
-			if (has_nl)
-				strbuf_addch(out, '\n');
-			ls += bytes;
+			le = end;
+		if (memchr(ls, '\0', (size_t)(le - ls)) != NULL) {
+			rc = err_setf(err, DBPHASE_EBADINPUT,
+				      "%s:%d: NUL byte in the file; not a text file", path, lineno);
+			break;
+		}
+		b = ls;
+		e = le;
+		ls = le < end ? le + 1 : end;
+		while (e > b && is_blank(e[-1]))
+			e--;
+		if (b == e) {			/* a blank line ends a value */
+			if (p.key)
+				add_entry(cfg, path, section, &p);
 			continue;
 		}
-		switch (kind) {
-		case INI_CONTINUATION:
-			ctx->kinds[lineno] = LINE_CONTINUATION;
-			break;
-		case INI_SECTION:
-			in_read = target_read;
-			prev_name = false;
-			break;
-		case INI_PAIR:
-			prev_name = name_len > 0;
-			break;
-		case INI_BLANK:
-		case INI_BAD:
+		if (*b == ' ' || *b == '\t') {	/* more of the value before */
+			if (p.key == NULL) {
+				rc = err_setf(err, DBPHASE_EBADINPUT, "%s:%d: an indented line"
+					      " continues no value", path, lineno);
+				break;
+			}
+			while (b < e && is_blank(*b))
+				b++;
+			strbuf_addch(&p.value, '\n');
+			strbuf_add(&p.value, b, (size_t)(e - b));
+			p.last_line = lineno;
+			continue;
+		}
+		if (p.key)
+			add_entry(cfg, path, section, &p);
+		if (*b == '[') {
+			if (e[-1] != ']' || e - b <= 2) {
+				rc = err_setf(err, DBPHASE_EBADINPUT, "%s:%d: %s", path, lineno,
+					      e[-1] != ']' ? "a section header must end with ']'"
+							   : "a section header needs a name");
+				break;
+			}
+			free(section);
+			section = section_name(b + 1, (size_t)(e - b - 2));
+			continue;
+		}
+		if (*b == '#' || *b == ';')
+			continue;
+		eq = memchr(b, '=', (size_t)(e - b));
+		colon = memchr(b, ':', (size_t)(e - b));
+		sep = eq == NULL || (colon != NULL && colon < eq) ? colon : eq;
+		if (sep == NULL) {
+			rc = err_setf(err, DBPHASE_EBADINPUT, "%s:%d: expected 'key = value',"
+				      " '[section]' or a comment", path, lineno);
 			break;
 		}
-		strbuf_add(out, ls, bytes);
-		ls += bytes;
+		if (section == NULL) {
+			rc = err_setf(err, DBPHASE_EBADINPUT, "%s:%d: a value before any"
+				      " [section]", path, lineno);
+			break;
+		}
+		{
+			const char *kb = b, *ke = sep, *vb = sep + 1, *ve = e;
+
+			while (ke > kb && is_blank(ke[-1]))
+				ke--;
+			if (ke == kb) {
+				rc = err_setf(err, DBPHASE_EBADINPUT, "%s:%d: a value with no key",
+					      path, lineno);
+				break;
+			}
+			while (vb < ve && is_blank(*vb))
+				vb++;
+			if (ve - vb >= 2 && (*vb == '"' || *vb == '\'') && ve[-1] == *vb) {
+				vb++;
+				ve--;
+			}
+			p.key = xstrndup(kb, (size_t)(ke - kb));
+			strbuf_add(&p.value, vb, (size_t)(ve - vb));
+			p.line = p.last_line = lineno;
+		}
+	}
+	if (rc == 0 && p.key)
+		add_entry(cfg, path, section, &p);
+	free(p.key);
+	strbuf_release(&p.value);
+	free(section);
+	return rc;
+}
+
+/* ---- resolving the settings from the entries ---------------------------- */
+
+/* The last entry of section/key, or NULL. */
+static const struct config_entry *
+find_entry(const struct dbphase_config *cfg, const char *section, const char *key)
+{
+	size_t i;
+
+	for (i = cfg->n_entries; i-- > 0;)
+		if (strcmp(cfg->entries[i].section, section) == 0 &&
+		    strcmp(cfg->entries[i].key, key) == 0)
+			return &cfg->entries[i];
+	return NULL;
+}
+
+/* What $name (name of len bytes) stands for in section, or NULL. */
+static const struct config_entry *
+lookup_name(const struct dbphase_config *cfg, const char *section, const char *name,
+	    size_t len)
+{
+	const struct config_entry *e = NULL;
+	const char *dot = memchr(name, '.', len);
+	char *key;
+
+	if (dot != NULL) {
+		char *group = section_name(name, (size_t)(dot - name));
+
+		key = xstrndup(dot + 1, len - (size_t)(dot - name) - 1);
+		e = find_entry(cfg, group, key);
+		free(group);
+		free(key);
+	}
+	key = xstrndup(name, len);
+	if (e == NULL && dot == NULL)
+		e = find_entry(cfg, section, key);
+	if (e == NULL)
+		e = find_entry(cfg, "DEFAULT", key);
+	free(key);
+	return e;
+}
+
+static bool
+is_name_start(char c)
+{
+	return c == '_' || isalpha((unsigned char)c);
+}
+
+static bool
+is_name_char(char c)
+{
+	return c == '_' || c == '.' || isalnum((unsigned char)c);
+}
+
+/* out = value with its $names replaced; e is the entry it came from. */
+static int
+substitute(const struct dbphase_config *cfg, const struct config_entry *e, const char *value,
+	   int depth, struct strbuf *out, struct dbphase_error *err)
+{
+	const char *p = value, *name;
+	const struct config_entry *found;
+	size_t len;
+	bool braced;
+	int rc;
+
+	while (*p) {
+		if (*p == '\\' && p[1] == '$') {
+			strbuf_addch(out, '$');
+			p += 2;
+			continue;
+		}
+		if (*p != '$') {
+			strbuf_addch(out, *p++);
+			continue;
+		}
+		if (p[1] == '$') {
+			strbuf_addch(out, '$');
+			p += 2;
+			continue;
+		}
+		braced = p[1] == '{';
+		name = p + 1 + braced;
+		len = 0;
+		if (is_name_start(name[0]))
+			for (len = 1; is_name_char(name[len]); len++)
+				;
+		if (len == 0 || (braced && name[len] != '}') ||
+		    (found = lookup_name(cfg, e->section, name, len)) == NULL) {
+			strbuf_addch(out, *p++);	/* left as written */
+			continue;
+		}
+		if (depth >= SUBST_DEPTH_MAX)
+			return err_setf(err, DBPHASE_EBADINPUT, "%s: '$%.*s' in the value of"
+					" '%s' leads to itself", e->where, (int)len, name, e->key);
+		if ((rc = substitute(cfg, found, found->value, depth + 1, out, err)) < 0)
+			return rc;
+		p = name + len + braced;
 	}
 	return 0;
 }
 
-/* fgets for the cleaned text, counting lines as it goes. */
-static char *
-config_ini_reader(char *str, int num, void *stream)
+/* *out = e's value, substituted; an error names e's line. */
+static int
+entry_value(const struct dbphase_config *cfg, const struct config_entry *e, char **out,
+	    struct dbphase_error *err)
 {
-	struct ini_ctx *ctx = stream;
-	size_t left = ctx->len - ctx->pos, n = 0;
+	struct strbuf sb = STRBUF_INIT;
+	int rc;
 
-	if (left == 0 || num < 2)
-		return NULL;
-	if (ctx->at_line_start)
-		ctx->lineno++;
-	while (n < (size_t)num - 1 && n < left) {
-		str[n] = ctx->text[ctx->pos + n];
-		if (str[n++] == '\n')
-			break;
+	if (e->continued_to)
+		return err_setf(err, DBPHASE_EBADINPUT, "%s: the value of '%s' in [%s] goes on"
+				" over indented lines (to line %d); write it on one line",
+				e->where, e->key, e->section, e->continued_to);
+	if ((rc = substitute(cfg, e, e->value, 0, &sb, err)) < 0) {
+		strbuf_release(&sb);
+		return rc;
 	}
-	str[n] = '\0';
-	ctx->pos += n;
-	ctx->at_line_start = str[n - 1] == '\n';
-	return str;
+	*out = strbuf_detach(&sb);
+	return 0;
 }
 
-/* A value in matching single or double quotes loses them (oslo.config). */
-static char *
-unquote(const char *value)
-{
-	size_t len = strlen(value);
-
-	if (len >= 2 && (value[0] == '"' || value[0] == '\'') && value[len - 1] == value[0])
-		return xstrndup(value + 1, len - 2);
-	return xstrdup(value);
-}
+/* oslo.db's older names of [database] connection, most recent first. */
+static const struct {
+	const char *section, *key;
+} deprecated_connection[] = {
+	{ "sql", "connection" },
+	{ "DEFAULT", "sql_connection" },
+	{ "database", "sql_connection" },
+};
 
 static int
-config_ini_handler(void *user, const char *section, const char *name, const char *value)
+resolve_connection(struct dbphase_config *cfg, struct dbphase_error *err)
 {
-	struct ini_ctx *ctx = user;
-	bool database = strcmp(section, "database") == 0;
-	char *where = NULL, *v = NULL;
-	int rc = 0;
+	const struct config_entry *e = find_entry(cfg, "database", "connection"), *d;
+	size_t i;
+	char *v;
+	int rc;
 
-	if (ctx->err_line != 0)
-		return 1;
-	if (!database && strcmp(section, "dbphase") != 0)
-		return 1;
-	if (database && strcmp(name, "connection") != 0)
-		return 1;
-	where = xasprintf("%s:%d", ctx->path, ctx->lineno);
-	if (ctx->lineno > 0 && (size_t)ctx->lineno <= ctx->n_lines &&
-	    ctx->kinds[ctx->lineno] == LINE_CONTINUATION) {
-		rc = err_setf(ctx->err, DBPHASE_EBADINPUT,
-			      "%s: the value of '%s' in [%s] goes on over an indented line;"
-			      " write it on one line", where, name, section);
-		goto out;
+	/* As in oslo.config, the current name in any file beats an old one. */
+	for (i = 0; e == NULL && i < sizeof(deprecated_connection) / sizeof(deprecated_connection[0]); i++)
+		if ((d = find_entry(cfg, deprecated_connection[i].section,
+				    deprecated_connection[i].key)) != NULL)
+			e = d;
+	if (e == NULL)
+		return 0;
+	if ((rc = entry_value(cfg, e, &v, err)) < 0)
+		return rc;
+	if (*v == '\0') {
+		free(v);
+		return 0;
 	}
-	v = unquote(value);
-	if (database) {
-		free(ctx->cfg->connection);
-		free(ctx->cfg->connection_from);
-		ctx->cfg->connection = NULL;
-		ctx->cfg->connection_from = NULL;
-		if (*v) {
-			ctx->cfg->connection = v;
-			ctx->cfg->connection_from = where;
-			v = NULL;
-			where = NULL;
-		}
-	} else {
-		rc = config_set(ctx->cfg, name, v, where, ctx->err);
+	cfg->connection = v;
+	cfg->connection_from = xasprintf("[%s] %s at %s", e->section, e->key, e->where);
+	if (strcmp(e->section, "database") != 0 || strcmp(e->key, "connection") != 0)
+		cfg->connection_warning = xasprintf("%s: [%s] %s is deprecated; write"
+						    " [database] connection", e->where,
+						    e->section, e->key);
+	return 0;
+}
+
+/* Every setting again from the entries. */
+static int
+config_resolve(struct dbphase_config *cfg, struct dbphase_error *err)
+{
+	size_t i;
+	char *v;
+	int rc;
+
+	config_defaults(cfg);
+	if ((rc = resolve_connection(cfg, err)) < 0)
+		return rc;
+	for (i = 0; i < cfg->n_entries; i++) {
+		const struct config_entry *e = &cfg->entries[i];
+
+		if (strcmp(e->section, "dbphase") != 0)
+			continue;
+		if ((rc = entry_value(cfg, e, &v, err)) < 0)
+			return rc;
+		rc = config_set(cfg, e->key, v, e->where, err);
+		free(v);
+		if (rc < 0)
+			return rc;
 	}
-out:
-	if (rc < 0)
-		ctx->err_line = ctx->lineno;
-	free(where);
-	free(v);
-	return rc < 0 ? 0 : 1;
+	return 0;
+}
+
+int
+config_load_text(struct dbphase_config *cfg, const char *path, const char *text, size_t len,
+		 struct dbphase_error *err)
+{
+	struct dbphase_config tmp;
+	int rc;
+
+	config_copy(&tmp, cfg);
+	if ((rc = read_entries(&tmp, path, text, len, err)) == 0 &&
+	    (rc = config_resolve(&tmp, err)) == 0)
+		config_replace(cfg, &tmp);
+	config_release(&tmp);
+	return rc;
 }
 
 int
 config_load_file(struct dbphase_config *cfg, const char *path,
 		 struct dbphase_error *err)
 {
-	struct strbuf clean = STRBUF_INIT;
-	struct dbphase_config tmp;
-	struct ini_ctx ctx;
 	char *text = NULL;
 	size_t len = 0;
-	int rc = 0, line;
+	int rc;
 
-	memset(&ctx, 0, sizeof(ctx));
-	config_copy(&tmp, cfg);
 	/* A config file that cannot be read is a configuration error. */
-	if (file_read_all(path, &text, &len, err) < 0) {
-		rc = err_setf(err, DBPHASE_EBADINPUT, "cannot read config file '%s': %s", path,
-			      strerror(errno));
-		goto out;
-	}
-	ctx.path = path;
-	ctx.cfg = &tmp;
-	ctx.err = err;
-	if ((rc = clean_text(&ctx, text, len, &clean, err)) < 0)
-		goto out;
-	ctx.text = clean.buf;
-	ctx.len = clean.len;
-	ctx.at_line_start = true;
-	line = ini_parse_stream(config_ini_reader, &ctx, config_ini_handler, &ctx);
-	if (line < 0) {
-		rc = err_setf(err, DBPHASE_EERROR, "%s: the INI parser failed (%d)", path, line);
-	} else if (line > 0 && line == ctx.err_line) {
-		rc = DBPHASE_EBADINPUT;	/* the handler's error, already in err */
-	} else if (line > 0) {
-		rc = err_setf(err, DBPHASE_EBADINPUT, "%s:%d: cannot parse line", path, line);
-	} else {
-		config_replace(cfg, &tmp);
-	}
-out:
-	config_release(&tmp);
-	strbuf_release(&clean);
-	free(ctx.kinds);
+	if (file_read_all(path, &text, &len, err) < 0)
+		return err_setf(err, DBPHASE_EBADINPUT, "cannot read config file '%s': %s", path,
+				strerror(errno));
+	rc = config_load_text(cfg, path, text, len, err);
 	free(text);
 	return rc;
 }
-
 static int
 cmp_str(const void *a, const void *b)
 {

@@ -1,16 +1,15 @@
 /*
  * core/config.h - dbphase settings from INI files.
  *
- * Files are read in the order given (--config-file, repeatable, then each
- * *.conf of --config-dir sorted by name); a later value wins.  Only two
- * sections are read, so an OpenStack service's config file (keystone.conf,
+ * Files are read in the order given (--config-file and --config-dir, whose
+ * *.conf files are read sorted by name); a later value wins.  They are read
+ * as oslo.config reads them (config.c says how), and only these settings
+ * are taken, so an OpenStack service's config file (keystone.conf,
  * nova.conf) works unchanged:
- *   [database] connection = URL
+ *   [database] connection = URL    (or the deprecated [sql] connection)
  *   [dbphase]  repository, jobs, batch_size, max_batch_size, batch_time_ms,
  *              max_rate, lock_timeout_ms, lock_wait_s, node_ttl_s
- * Parsing uses inih.  The database URL itself is chosen by the CLI:
- * --database, then $DBPHASE_DATABASE, then [database] connection, then the
- * SQLite file ./dbphase.sqlite.
+ * The database URL itself is chosen by the CLI.
  */
 #ifndef DBPHASE_CORE_CONFIG_H
 #define DBPHASE_CORE_CONFIG_H
@@ -19,9 +18,19 @@
 
 #include "core/error.h"
 
+/* One value as a file wrote it. */
+struct config_entry {
+	char *section;		/* lower case, but DEFAULT */
+	char *key;
+	char *value;		/* unquoted; continuation lines joined by '\n' */
+	char *where;		/* "path:line" */
+	int continued_to;	/* last line of a value that goes on, else 0 */
+};
+
 struct dbphase_config {
 	char *connection;	/* [database] connection, or NULL; owned */
-	char *connection_from;	/* "path:line" it came from, or NULL; owned */
+	char *connection_from;	/* "[database] connection at path:line", or NULL; owned */
+	char *connection_warning; /* set when a deprecated name gave it; owned */
 	char *repository;	/* [dbphase] repository, or NULL; owned */
 	int jobs;		/* concurrent copy connections (4) */
 	int batch_size;		/* starting rows per batch (1000) */
@@ -31,6 +40,9 @@ struct dbphase_config {
 	int lock_timeout_ms;	/* per DDL statement (2000) */
 	int lock_wait_s;	/* wait for the cluster lock (300) */
 	int node_ttl_s;		/* a node is live this long after a heartbeat (300) */
+	struct config_entry *entries;	/* every value read, in reading order */
+	size_t n_entries;
+	size_t alloc_entries;
 };
 
 /* Set every field to its default. */
@@ -38,11 +50,16 @@ void config_init(struct dbphase_config *cfg);
 void config_release(struct dbphase_config *cfg);
 
 /*
- * Read one INI file into cfg.  Unknown keys of [dbphase] and values out of
- * range are DBPHASE_EBADINPUT "path:line: ..."; other sections are ignored.
+ * Read one INI file into cfg.  A line oslo.config cannot read, an unknown
+ * key of [dbphase] and a value out of range are DBPHASE_EBADINPUT
+ * "path:line: ..."; other sections are ignored.
  */
 int config_load_file(struct dbphase_config *cfg, const char *path,
 		     struct dbphase_error *err);
+
+/* The same for text already in memory (len bytes), named path in messages. */
+int config_load_text(struct dbphase_config *cfg, const char *path, const char *text,
+		     size_t len, struct dbphase_error *err);
 
 /* Read every *.conf in dir, sorted by name. */
 int config_load_dir(struct dbphase_config *cfg, const char *dir,

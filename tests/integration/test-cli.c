@@ -299,6 +299,61 @@ Test(cli, every_command_and_alias_has_help)
 
 /* ---- usage errors: 64, one line, then the usage ------------------------------ */
 
+/*
+ * --config-file and --config-dir are read in command-line order, the later
+ * winning, and [sql] connection still works, with a warning.
+ */
+Test(cli, config_sources_in_command_line_order)
+{
+	char *dir = test_mkdtemp();
+	char *conf_dir = xasprintf("%s/conf.d", dir), *file = xasprintf("%s/f.conf", dir);
+	char *old = xasprintf("%s/old.conf", dir), *repo = xasprintf("%s/repo", dir);
+	char *want_dir = xasprintf("database sqlite:///%s/from-dir.db ", dir);
+	char *want_file = xasprintf("database sqlite:///%s/from-file.db ", dir);
+	char *text;
+	struct run r;
+
+	text = xasprintf("[database]\nconnection = sqlite:///%s/from-dir.db\n", dir);
+	test_write_file(dir, "conf.d/10.conf", text);
+	free(text);
+	text = xasprintf("[database]\nconnection = sqlite:///%s/from-file.db\n", dir);
+	test_write_file(dir, "f.conf", text);
+	free(text);
+	text = xasprintf("[sql]\nconnection = sqlite:///%s/from-file.db\n", dir);
+	test_write_file(dir, "old.conf", text);
+	free(text);
+	test_write_file(dir, "repo/repository.yaml", "id: t\n");
+	test_write_file(dir, "repo/versions/001_a.yaml",
+			"operations:\n  - create_table: {name: t, columns: [{name: id, type: bigint,"
+			" primary_key: true}]}\n");
+
+	run_dbphase(&r, "--config-dir", conf_dir, "--config-file", file, "--repository", repo,
+		    "status", NULL);
+	cr_assert_eq(r.code, 0, RUN_FMT, RUN_ARGS(r));
+	cr_assert(strstr(r.out, want_file), "%s", r.out);
+	run_release(&r);
+	run_dbphase(&r, "--config-file", file, "--config-dir", conf_dir, "--repository", repo,
+		    "status", NULL);
+	cr_assert_eq(r.code, 0, RUN_FMT, RUN_ARGS(r));
+	cr_assert(strstr(r.out, want_dir), "%s", r.out);
+	run_release(&r);
+	run_dbphase(&r, "--config-file", old, "--repository", repo, "status", NULL);
+	cr_assert_eq(r.code, 0, RUN_FMT, RUN_ARGS(r));
+	cr_assert(strstr(r.out, want_file), "%s", r.out);
+	cr_assert(strstr(r.err, "[sql] connection is deprecated; write [database] connection"),
+		  "%s", r.err);
+	run_release(&r);
+
+	test_rmtree(dir);
+	free(dir);
+	free(conf_dir);
+	free(file);
+	free(old);
+	free(repo);
+	free(want_dir);
+	free(want_file);
+}
+
 Test(cli, usage_errors_exit_64_with_one_line_and_usage)
 {
 	static const char *const cases[][6] = {
