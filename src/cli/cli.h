@@ -97,6 +97,8 @@ int cli_load_repo(struct cli *cli);
 int cli_load_plan(struct cli *cli, enum db_backend backend);
 int cli_connect(struct cli *cli);	/* also loads the plan for the backend */
 int cli_open_state(struct cli *cli);	/* connect + state for the repository */
+/* cli_open_state for a command that changes the database: first says which. */
+int cli_open_state_to_change(struct cli *cli);
 void cli_release(struct cli *cli);
 
 /* Options every state-changing command takes: fills o from the config. */

@@ -289,7 +289,7 @@ cmd_validate(struct cli *cli, int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage_error(cli, "validate takes no arguments");
-	if ((rc = cli_open_state(cli)) < 0)
+	if ((rc = repair ? cli_open_state_to_change(cli) : cli_open_state(cli)) < 0)
 		return rc;
 	if (repair) {
 		cli_machine_opts(cli, &o, "validate --repair");

@@ -167,7 +167,7 @@ cmd_db_sync(struct cli *cli, int argc, char **argv)
 		return rc;
 	if (check)
 		return print_check(cli, target);
-	if ((rc = cli_open_state(cli)) < 0)
+	if ((rc = cli_open_state_to_change(cli)) < 0)
 		return rc;
 	command = xasprintf("db_sync%s%s%s", phase < 0 ? "" : " --",
 			    phase < 0 ? "" : phase_name((enum phase)phase), force ? " --force" : "");
@@ -215,7 +215,7 @@ cmd_upgrade(struct cli *cli, int argc, char **argv)
 	} else if ((rc = target_version(cli, argc, argv, &target)) < 0) {
 		return rc;
 	}
-	if ((rc = check_target(cli, target)) < 0 || (rc = cli_open_state(cli)) < 0)
+	if ((rc = check_target(cli, target)) < 0 || (rc = cli_open_state_to_change(cli)) < 0)
 		return rc;
 	return sync_all(cli, target, force, "upgrade");
 }
@@ -233,7 +233,7 @@ cmd_downgrade(struct cli *cli, int argc, char **argv)
 	if (argc != 2)
 		return cli_usage_error(cli, "downgrade needs exactly one VERSION");
 	if ((rc = cli_load_repo(cli)) < 0 || (rc = cli_parse_version(cli, argv[1], &target)) < 0 ||
-	    (rc = cli_open_state(cli)) < 0)
+	    (rc = cli_open_state_to_change(cli)) < 0)
 		return rc;
 	cli_machine_opts(cli, &o, "downgrade");
 	return machine_downgrade(&cli->st, &cli->repo, &cli->plan, target, &o, &cli->err);
@@ -300,7 +300,7 @@ stamp_to(struct cli *cli, int64_t version, const char *command)
 	struct machine_opts o;
 	int rc;
 
-	if ((rc = cli_open_state(cli)) < 0)
+	if ((rc = cli_open_state_to_change(cli)) < 0)
 		return rc;
 	cli_machine_opts(cli, &o, command);
 	rc = machine_stamp(&cli->st, &cli->repo, version, &o, &cli->err);
@@ -327,7 +327,7 @@ cmd_version_control(struct cli *cli, int argc, char **argv)
 	if (argc == 2 && (rc = cli_parse_version(cli, argv[1], &version)) < 0)
 		return rc;
 	/* As sqlalchemy-migrate: only a database not yet under version control. */
-	if ((rc = cli_open_state(cli)) < 0 || (rc = state_read(&cli->st, &v, &cli->err)) < 0)
+	if ((rc = cli_open_state_to_change(cli)) < 0 || (rc = state_read(&cli->st, &v, &cli->err)) < 0)
 		return rc;
 	if (v.exists)
 		return err_setf(&cli->err, DBPHASE_EREFUSED,
@@ -395,7 +395,7 @@ cmd_create_schema(struct cli *cli, int argc, char **argv)
 		return rc;
 	if (argc > 1)
 		return cli_usage_error(cli, "create_schema takes no arguments");
-	if ((rc = cli_open_state(cli)) < 0 || (rc = machine_check(&cli->st, &cli->repo, &cli->err)) < 0)
+	if ((rc = cli_open_state_to_change(cli)) < 0 || (rc = machine_check(&cli->st, &cli->repo, &cli->err)) < 0)
 		return rc;
 	latest = repo_latest(&cli->repo);
 	if (latest == 0)

@@ -7,16 +7,24 @@
 #include "config.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cli/cli.h"
+#include "core/strbuf.h"
 #include "core/xmalloc.h"
 
 #define DEFAULT_DATABASE "sqlite:///dbphase.sqlite"
 #define DEFAULT_REPOSITORY "migrations"
 
+/*
+ * The database URL: --database, else the config files named on the command
+ * line, else $DBPHASE_DATABASE, else the SQLite default, which is refused
+ * when config files were given (they were meant to name the database).
+ */
 static int
 cli_resolve_url(struct cli *cli)
 {
@@ -30,14 +38,25 @@ cli_resolve_url(struct cli *cli)
 	if (cli->database) {
 		cli->url_text = xstrdup(cli->database);
 		cli->url_source = xstrdup("--database");
-	} else if (env && *env) {
-		cli->url_text = xstrdup(env);
-		cli->url_source = xstrdup("$DBPHASE_DATABASE");
 	} else if (cli->cfg.connection) {
 		cli->url_text = xstrdup(cli->cfg.connection);
 		cli->url_source = xstrdup(cli->cfg.connection_from);
 		if (cli->cfg.connection_warning)
 			fprintf(stderr, "dbphase: warning: %s\n", cli->cfg.connection_warning);
+	} else if (env && *env) {
+		cli->url_text = xstrdup(env);
+		cli->url_source = xstrdup("$DBPHASE_DATABASE");
+	} else if (cli->n_config_sources > 0) {
+		struct strbuf names = STRBUF_INIT;
+		size_t i;
+
+		for (i = 0; i < cli->n_config_sources; i++)
+			strbuf_addf(&names, "%s%s", i ? ", " : "", cli->config_sources[i].path);
+		rc = err_setf(&cli->err, DBPHASE_EBADINPUT, "no database: the config given (%s)"
+			      " sets no [database] connection; set one there, or give --database"
+			      " or $DBPHASE_DATABASE", names.buf);
+		strbuf_release(&names);
+		return rc;
 	} else {
 		cli->url_text = xstrdup(DEFAULT_DATABASE);
 		cli->url_source = xstrdup("the default");
@@ -49,19 +68,78 @@ cli_resolve_url(struct cli *cli)
 	return 0;
 }
 
+static bool
+repo_exists(const char *dir)
+{
+	struct stat st;
+	char *versions = xasprintf("%s/versions", dir);
+	bool yes = stat(versions, &st) == 0 && S_ISDIR(st.st_mode);
+
+	free(versions);
+	return yes;
+}
+
+/*
+ * The repository: --repository, else [dbphase] repository, else a
+ * migrations folder beside the config (the last config source first), else
+ * ./migrations.  *dir is owned by the caller.
+ */
+static int
+find_repository(struct cli *cli, char **dir)
+{
+	struct strbuf looked = STRBUF_INIT;
+	size_t i;
+	char *cand;
+
+	if (cli->repository || cli->cfg.repository) {
+		*dir = xstrdup(cli->repository ? cli->repository : cli->cfg.repository);
+		return 0;
+	}
+	for (i = cli->n_config_sources; i-- > 0;) {
+		const struct cli_config_source *src = &cli->config_sources[i];
+		const char *slash = strrchr(src->path, '/');
+
+		if (src->is_dir)
+			cand = xasprintf("%s/migrations", src->path);
+		else if (slash == NULL)
+			cand = xstrdup(DEFAULT_REPOSITORY);
+		else
+			cand = xasprintf("%.*s/migrations", (int)(slash - src->path + (slash == src->path)),
+					 src->path);
+		if (repo_exists(cand)) {
+			*dir = cand;
+			strbuf_release(&looked);
+			return 0;
+		}
+		strbuf_addf(&looked, "%s (beside %s), ", cand, src->path);
+		free(cand);
+	}
+	if (looked.len == 0 || repo_exists(DEFAULT_REPOSITORY)) {
+		/* Nothing else to try: repo_load names what is wrong with it. */
+		*dir = xstrdup(DEFAULT_REPOSITORY);
+		strbuf_release(&looked);
+		return 0;
+	}
+	err_setf(&cli->err, DBPHASE_EBADINPUT, "no migration repository found: no --repository,"
+		 " no [dbphase] repository, and none of %s./%s has a versions/ folder",
+		 looked.buf, DEFAULT_REPOSITORY);
+	strbuf_release(&looked);
+	return DBPHASE_EBADINPUT;
+}
+
 int
 cli_load_repo(struct cli *cli)
 {
-	const char *dir;
+	char *dir;
 	int rc;
 
 	if (cli->have_repo)
 		return 0;
-	if ((rc = cli_load_config(cli)) < 0)
+	if ((rc = cli_load_config(cli)) < 0 || (rc = find_repository(cli, &dir)) < 0)
 		return rc;
-	dir = cli->repository ? cli->repository :
-	      cli->cfg.repository ? cli->cfg.repository : DEFAULT_REPOSITORY;
-	if ((rc = repo_load(&cli->repo, dir, cli->extension, &cli->err)) < 0)
+	rc = repo_load(&cli->repo, dir, cli->extension, &cli->err);
+	free(dir);
+	if (rc < 0)
 		return rc;
 	cli->have_repo = true;
 	return 0;
@@ -133,6 +211,21 @@ cli_open_state(struct cli *cli)
 	state_init(&cli->st, cli->conn, key, cli->repo.version_table);
 	free(key);
 	cli->have_state = true;
+	return 0;
+}
+
+int
+cli_open_state_to_change(struct cli *cli)
+{
+	char *masked;
+	int rc;
+
+	if ((rc = cli_open_state(cli)) < 0)
+		return rc;
+	/* Before anything changes: which database, and who said so. */
+	masked = db_url_mask(cli->url_text);
+	fprintf(stderr, "dbphase: database %s (from %s)\n", masked, cli->url_source);
+	free(masked);
 	return 0;
 }
 

@@ -41,6 +41,20 @@ run_release(struct run *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/*
+ * stderr past the line with which a command that changes the database
+ * names it ("dbphase: database URL (from SOURCE)"), if it starts with one.
+ */
+static inline const char *
+after_database_line(const char *err)
+{
+	const char *nl;
+
+	if (strncmp(err, "dbphase: database ", 18) != 0 || (nl = strchr(err, '\n')) == NULL)
+		return err;
+	return nl + 1;
+}
+
 static inline const char *
 dbphase_bin(void)
 {

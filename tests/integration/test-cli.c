@@ -344,6 +344,42 @@ Test(cli, config_sources_in_command_line_order)
 		  "%s", r.err);
 	run_release(&r);
 
+	/* An explicit config file beats the environment, which fills in the rest. */
+	setenv("DBPHASE_DATABASE", "sqlite:///from-env.db", 1);
+	run_dbphase(&r, "--config-file", file, "--repository", repo, "status", NULL);
+	cr_assert_eq(r.code, 0, RUN_FMT, RUN_ARGS(r));
+	cr_assert(strstr(r.out, want_file), "%s", r.out);
+	run_release(&r);
+	test_write_file(dir, "nodb.conf", "[dbphase]\njobs = 2\n");
+	text = xasprintf("%s/nodb.conf", dir);
+	run_dbphase(&r, "--config-file", text, "--repository", repo, "status", NULL);
+	cr_assert_eq(r.code, 0, RUN_FMT, RUN_ARGS(r));
+	cr_assert(strstr(r.out, "database sqlite:///from-env.db "), "%s", r.out);
+	run_release(&r);
+	unsetenv("DBPHASE_DATABASE");
+	/* Config files that name no database are not a reason to use the default. */
+	run_dbphase(&r, "--config-file", text, "--repository", repo, "db_sync", NULL);
+	cr_assert_eq(r.code, 65, RUN_FMT, RUN_ARGS(r));
+	cr_assert(strstr(r.err, "no database: the config given (") &&
+		  strstr(r.err, "nodb.conf) sets no [database] connection"), "%s", r.err);
+	run_release(&r);
+	free(text);
+
+	/* The repository beside the config file, or an error naming each place. */
+	text = xasprintf("%s/migrations", dir);
+	run_dbphase(&r, "--config-file", file, "status", NULL);
+	cr_assert_eq(r.code, 65, RUN_FMT, RUN_ARGS(r));
+	cr_assert(strstr(r.err, "no migration repository found: no --repository, no [dbphase]"
+			 " repository, and none of ") && strstr(r.err, text) &&
+		  strstr(r.err, "./migrations has a versions/ folder"), "%s", r.err);
+	run_release(&r);
+	cr_assert_eq(rename(repo, text), 0);
+	run_dbphase(&r, "--config-file", file, "status", NULL);
+	cr_assert_eq(r.code, 0, RUN_FMT, RUN_ARGS(r));
+	cr_assert(strstr(r.out, text), "%s", r.out);
+	run_release(&r);
+	free(text);
+
 	test_rmtree(dir);
 	free(dir);
 	free(conf_dir);
@@ -637,15 +673,18 @@ BACKEND_TEST(cli, refusals_exit_5_and_force_is_loud)
 	cenv_open(&c, *backend, v, 2);
 	cli(&c, &r, "db_sync", "--migrate", NULL);
 	cr_assert_eq(r.code, 5, "[%s] " RUN_FMT, bname(&c), RUN_ARGS(r));
-	cr_assert_str_eq(r.err, "dbphase: migrate to 2 refused: expand is at 0; run db_sync "
-			 "--expand 2 first\n");
+	/* A command that changes the database first names it, and who chose it. */
+	cr_assert(strncmp(r.err, "dbphase: database ", 18) == 0 &&
+		  strstr(r.err, " (from --database)\n"), "[%s] %s", bname(&c), r.err);
+	cr_assert_str_eq(after_database_line(r.err), "dbphase: migrate to 2 refused: expand is"
+			 " at 0; run db_sync --expand 2 first\n");
 	run_release(&r);
 	EXPECT(&c, 0, "db_sync", "1");
 	EXPECT(&c, 0, "db_sync", "--expand");
 	cli(&c, &r, "db_sync", "--contract", NULL);
 	cr_assert_eq(r.code, 5, "[%s] " RUN_FMT, bname(&c), RUN_ARGS(r));
-	cr_assert_str_eq(r.err, "dbphase: contract to 2 refused: migrate is at 1; run db_sync "
-			 "--migrate 2 first\n");
+	cr_assert_str_eq(after_database_line(r.err), "dbphase: contract to 2 refused: migrate is"
+			 " at 1; run db_sync --migrate 2 first\n");
 	run_release(&r);
 	EXPECT(&c, 0, "db_sync", "--migrate");
 	EXPECT(&c, 0, "node", "register", "--name", "app-old", "--schema-version", "1");
@@ -677,7 +716,7 @@ BACKEND_TEST(cli, refusals_exit_5_and_force_is_loud)
 	cli(&c, &r, "db_sync", "--contract", "--force", NULL);
 	cr_assert_eq(r.code, 0, "[%s] " RUN_FMT, bname(&c), RUN_ARGS(r));
 	cr_assert(strstr(r.err, "dbphase: warning: --force: contracted to 2 although live nodes "
-			 "need an older schema: 'app-old'") == r.err, "%s", r.err);
+			 "need an older schema: 'app-old'") == after_database_line(r.err), "%s", r.err);
 	run_release(&r);
 	assert_row(&c, "2/2/2");
 	cr_assert_eq(count(&c, "SELECT count(*) FROM dbphase_history WHERE command = "
