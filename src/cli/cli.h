@@ -10,6 +10,7 @@
 #ifndef DBPHASE_CLI_CLI_H
 #define DBPHASE_CLI_CLI_H
 
+#include <getopt.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -71,6 +72,7 @@ struct cli {
 	struct db_conn *conn;
 	struct state st;
 	bool have_state;
+	bool announced;			/* "dbphase: database ..." printed */
 
 	struct dbphase_error err;	/* the failure main reports */
 	const char *command;		/* the command's canonical name */
@@ -96,6 +98,12 @@ int cli_load_config(struct cli *cli);
 int cli_load_repo(struct cli *cli);
 int cli_load_plan(struct cli *cli, enum db_backend backend);
 int cli_connect(struct cli *cli);	/* also loads the plan for the backend */
+/*
+ * Work on extension name of the same repository (NULL: the main one) from
+ * now on: the repository, plan and state are loaded again on demand; the
+ * configuration and the connection stay.
+ */
+void cli_use_extension(struct cli *cli, const char *name);
 int cli_open_state(struct cli *cli);	/* connect + state for the repository */
 /* cli_open_state for a command that changes the database: first says which. */
 int cli_open_state_to_change(struct cli *cli);
@@ -105,6 +113,26 @@ void cli_release(struct cli *cli);
 void cli_machine_opts(struct cli *cli, struct machine_opts *o, const char *command);
 
 /* Parse a version argument ("5", "head"/"latest" -> latest); usage error otherwise. */
+/*
+ * A command's arguments: long options anywhere among the positionals (as
+ * argparse allows: db_sync 2 --expand), "--name=value" or "--name value",
+ * "--" ending the options, "+N"/"-N" taken as positionals (relative
+ * versions).  Positionals are borrowed from argv.
+ */
+struct cli_args {
+	struct cli_arg {
+		int val;		/* the option's val */
+		const char *value;	/* its value, or NULL */
+	} *opts;
+	size_t n_opts;
+	char **pos;
+	size_t n_pos;
+};
+
+int cli_args_parse(struct cli *cli, int argc, char **argv, const struct option *longopts,
+		   struct cli_args *a);
+void cli_args_release(struct cli_args *a);
+
 int cli_parse_version(struct cli *cli, const char *text, int64_t *out);
 
 /* Usage error for a command: DBPHASE_EUSAGE with the command's usage line. */
@@ -124,7 +152,6 @@ int cmd_db_sync(struct cli *cli, int argc, char **argv);
 int cmd_upgrade(struct cli *cli, int argc, char **argv);
 int cmd_downgrade(struct cli *cli, int argc, char **argv);
 int cmd_db_version(struct cli *cli, int argc, char **argv);
-int cmd_version(struct cli *cli, int argc, char **argv);
 int cmd_version_control(struct cli *cli, int argc, char **argv);
 int cmd_goto(struct cli *cli, int argc, char **argv);
 int cmd_stamp(struct cli *cli, int argc, char **argv);

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,31 +171,56 @@ cli_connect(struct cli *cli)
 {
 	int rc;
 
-	if (cli->conn)
-		return 0;
-	if ((rc = cli_resolve_url(cli)) < 0)
-		return rc;
-	/* Every migration is checked before anything touches the database. */
-	if ((rc = cli_load_plan(cli, cli->url.backend)) < 0)
-		return rc;
-	if ((rc = db_connect(&cli->url, &cli->conn, &cli->err)) < 0) {
-		if (rc == DBPHASE_ECONNECT && cli->url.backend != DB_BACKEND_SQLITE) {
-			char *masked = db_url_mask(cli->url_text);
+	if (cli->conn == NULL) {
+		if ((rc = cli_resolve_url(cli)) < 0)
+			return rc;
+		/* Every migration is checked before anything touches the database. */
+		if ((rc = cli_load_plan(cli, cli->url.backend)) < 0)
+			return rc;
+		if ((rc = db_connect(&cli->url, &cli->conn, &cli->err)) < 0) {
+			if (rc == DBPHASE_ECONNECT && cli->url.backend != DB_BACKEND_SQLITE) {
+				char *masked = db_url_mask(cli->url_text);
 
-			err_prefixf(&cli->err, "cannot connect to %s (from %s)", masked,
-				    cli->url_source);
-			free(masked);
+				err_prefixf(&cli->err, "cannot connect to %s (from %s)", masked,
+					    cli->url_source);
+				free(masked);
+			}
+			return rc;
 		}
-		return rc;
+		/* Where SQL depends on the server's version, plan again for this one. */
+		plan_release(&cli->plan);
+		cli->have_plan = false;
 	}
-	/* Where SQL depends on the server's version, plan again for this one. */
-	plan_release(&cli->plan);
-	cli->have_plan = false;
+	if (cli->have_plan)
+		return 0;
+	if ((rc = cli_load_repo(cli)) < 0)
+		return rc;
+	if (!cli->have_cat) {
+		if ((rc = catalog_load(&cli->cat, cli->repo.phases_dir, &cli->err)) < 0)
+			return rc;
+		cli->have_cat = true;
+	}
 	if ((rc = plan_build_for_server(&cli->plan, &cli->repo, &cli->cat, cli->url.backend,
 					cli->conn->server_version, &cli->err)) < 0)
 		return rc;
 	cli->have_plan = true;
 	return 0;
+}
+
+void
+cli_use_extension(struct cli *cli, const char *name)
+{
+	if (cli->have_state)
+		state_release(&cli->st);
+	if (cli->have_plan)
+		plan_release(&cli->plan);
+	if (cli->have_cat)
+		catalog_release(&cli->cat);
+	if (cli->have_repo)
+		repo_release(&cli->repo);
+	cli->have_state = cli->have_plan = cli->have_cat = cli->have_repo = false;
+	free(cli->extension);
+	cli->extension = name ? xstrdup(name) : NULL;
 }
 
 int
@@ -220,9 +246,10 @@ cli_open_state_to_change(struct cli *cli)
 	char *masked;
 	int rc;
 
-	if ((rc = cli_open_state(cli)) < 0)
+	if ((rc = cli_open_state(cli)) < 0 || cli->announced)
 		return rc;
 	/* Before anything changes: which database, and who said so. */
+	cli->announced = true;
 	masked = db_url_mask(cli->url_text);
 	fprintf(stderr, "dbphase: database %s (from %s)\n", masked, cli->url_source);
 	free(masked);
@@ -301,6 +328,95 @@ cli_parse_version(struct cli *cli, const char *text, int64_t *out)
 		return cli_usage_error(cli, "'%s' is not a version number", text);
 	*out = v;
 	return 0;
+}
+
+/* "+N" or "-N": a version relative to the database's (Alembic's upgrade +1). */
+static bool
+is_relative_version(const char *a)
+{
+	if ((a[0] != '+' && a[0] != '-') || a[1] == '\0')
+		return false;
+	for (a++; *a; a++)
+		if (*a < '0' || *a > '9')
+			return false;
+	return true;
+}
+
+int
+cli_args_parse(struct cli *cli, int argc, char **argv, const struct option *longopts,
+	       struct cli_args *a)
+{
+	size_t alloc_opts = 0, alloc_pos = 0, len, k, found;
+	bool only_pos = false;
+	const char *value;
+	int i, rc = 0;
+
+	memset(a, 0, sizeof(*a));
+	for (i = 1; i < argc && rc == 0; i++) {
+		const char *w = argv[i];
+
+		if (only_pos || w[0] != '-' || w[1] == '\0' || is_relative_version(w)) {
+			XGROW(a->pos, a->n_pos, alloc_pos);
+			a->pos[a->n_pos++] = argv[i];
+			continue;
+		}
+		if (strcmp(w, "--") == 0) {
+			only_pos = true;
+			continue;
+		}
+		if (w[1] != '-') {
+			rc = cli_usage_error(cli, "unknown option '%s'", w);
+			break;
+		}
+		/* --name, --name=value, or a unique prefix of a name, as getopt allows. */
+		len = strcspn(w + 2, "=");
+		found = SIZE_MAX;
+		for (k = 0; longopts[k].name; k++) {
+			if (strncmp(longopts[k].name, w + 2, len) != 0)
+				continue;
+			if (strlen(longopts[k].name) == len) {
+				found = k;
+				break;
+			}
+			found = found == SIZE_MAX ? k : SIZE_MAX - 1;
+		}
+		if (found >= SIZE_MAX - 1) {
+			rc = cli_usage_error(cli, found == SIZE_MAX ? "unknown option '%.*s'"
+					     : "option '%.*s' is ambiguous", (int)len + 2, w);
+			break;
+		}
+		value = NULL;
+		if (longopts[found].has_arg == no_argument && w[2 + len] == '=') {
+			rc = cli_usage_error(cli, "option '--%s' takes no value", longopts[found].name);
+			break;
+		}
+		if (longopts[found].has_arg == required_argument) {
+			if (w[2 + len] == '=') {
+				value = w + 3 + len;
+			} else if (i + 1 < argc) {
+				value = argv[++i];
+			} else {
+				rc = cli_usage_error(cli, "option '--%s' needs a value",
+						     longopts[found].name);
+				break;
+			}
+		}
+		XGROW(a->opts, a->n_opts, alloc_opts);
+		a->opts[a->n_opts].val = longopts[found].val;
+		a->opts[a->n_opts].value = value;
+		a->n_opts++;
+	}
+	if (rc < 0)
+		cli_args_release(a);
+	return rc;
+}
+
+void
+cli_args_release(struct cli_args *a)
+{
+	free(a->opts);
+	free(a->pos);
+	memset(a, 0, sizeof(*a));
 }
 
 int

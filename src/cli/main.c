@@ -36,14 +36,14 @@ const struct cli_command cli_commands[] = {
 	  "undo the expand steps of versions above VERSION not yet contracted",
 	  "  below the last contracted version dbphase refuses: restore from backup\n",
 	  cmd_downgrade },
-	{ "db_version", "db version|database version|current", "",
-	  "print the expanded, migrated and contracted versions",
-	  "  prints the contracted version first, as the seed tools do, then all three\n",
+	{ "db_version", "db version|database version|current|db current", "",
+	  "print the database's version: one token, the contracted version",
+	  "  --format json gives the expanded, migrated and contracted versions too\n",
 	  cmd_db_version },
 	{ "version", "", "",
-	  "print the latest version in the repository (sqlalchemy-migrate's version)",
-	  "  reads only the repository; db_version gives the database's versions\n",
-	  cmd_version },
+	  "print the database's version, as db_version does",
+	  "  the repository's latest version is in status and db_version --format json\n",
+	  cmd_db_version },
 	{ "version_control", "database version_control|version-control", "[VERSION]",
 	  "put an existing database under dbphase at VERSION (default 0), running nothing",
 	  "  refused when the database is already under version control: use goto\n",
@@ -156,9 +156,25 @@ exit_code(int rc)
 	}
 }
 
-/* Match argv[*i] (and the next word) against a command name or alias. */
+/* Does c have alias a single word equal to word? */
+static bool
+one_word_alias(const struct cli_command *c, const char *word)
+{
+	const char *a = c->aliases;
+
+	while (a && *a) {
+		size_t len = strcspn(a, "|");
+
+		if (memchr(a, ' ', len) == NULL && strlen(word) == len && strncmp(word, a, len) == 0)
+			return true;
+		a += len + (a[len] == '|');
+	}
+	return false;
+}
+
+/* Match argv[*i] (and the next word) against a command name or its aliases as written. */
 static const struct cli_command *
-find_command(int argc, char **argv, int *i)
+find_command_word(int argc, char **argv, int *i)
 {
 	size_t k;
 
@@ -188,6 +204,31 @@ find_command(int argc, char **argv, int *i)
 	}
 	return NULL;
 }
+
+/* Match argv[*i] (and the next word) against a command name or alias. */
+static const struct cli_command *
+find_command(int argc, char **argv, int *i)
+{
+	const struct cli_command *c;
+	int next;
+	size_t k;
+
+	if ((c = find_command_word(argc, argv, i)) != NULL)
+		return c;
+	/* glance and sqlalchemy-migrate: "db CMD" and "database CMD" for every command. */
+	if ((strcmp(argv[*i], "db") == 0 || strcmp(argv[*i], "database") == 0) && *i + 1 < argc) {
+		next = *i + 1;
+		for (k = 0; k < cli_n_commands; k++) {
+			c = &cli_commands[k];
+			if (strcmp(argv[next], c->name) == 0 || one_word_alias(c, argv[next])) {
+				*i = next;
+				return c;
+			}
+		}
+	}
+	return NULL;
+}
+
 
 enum {
 	OPT_CONFIG_FILE = 256, OPT_CONFIG_DIR, OPT_DATABASE, OPT_REPOSITORY, OPT_EXTENSION,
@@ -418,8 +459,13 @@ main(int argc, char **argv)
 		cli_release(&cli);
 		return 0;
 	}
-	if (rc == 0 && cmd == NULL)
-		rc = err_setf(&cli.err, DBPHASE_EUSAGE, "no command given; see 'dbphase --help'");
+	if (rc == 0 && cmd == NULL) {
+		/* mogan-dbsync and Alembic's habit: no command is upgrade. */
+		int at = 0;
+		char *upgrade[] = { "upgrade" };
+
+		cmd = find_command(1, upgrade, &at);
+	}
 	if (rc == 0) {
 		char **args = xcalloc((size_t)cargc + 2, sizeof(char *));
 

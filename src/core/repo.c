@@ -522,6 +522,29 @@ valid_extension_name(const char *name)
 }
 
 int
+repo_list_extensions(const char *dir, char ***names, size_t *n, struct dbphase_error *err)
+{
+	char *path = xasprintf("%s/extensions", dir);
+	size_t i, kept = 0;
+	int rc = list_subdirs(path, names, n, err);
+
+	/* Only folders that are repositories: they have versions/. */
+	for (i = 0; rc == 0 && i < *n; i++) {
+		char *versions = xasprintf("%s/%s/versions", path, (*names)[i]);
+
+		if (valid_extension_name((*names)[i]) && is_dir(versions))
+			(*names)[kept++] = (*names)[i];
+		else
+			free((*names)[i]);
+		free(versions);
+	}
+	if (rc == 0)
+		*n = kept;
+	free(path);
+	return rc;
+}
+
+int
 repo_load(struct repo *repo, const char *dir, const char *extension,
 	  struct dbphase_error *err)
 {

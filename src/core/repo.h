@@ -59,6 +59,13 @@ struct repo {
 int repo_load(struct repo *repo, const char *dir, const char *extension,
 	      struct dbphase_error *err);
 
+/*
+ * The names of the extensions of the repository in dir (its extensions/
+ * folders that hold a versions/ folder), sorted; the caller frees each
+ * name and the array.
+ */
+int repo_list_extensions(const char *dir, char ***names, size_t *n, struct dbphase_error *err);
+
 void repo_release(struct repo *repo);
 
 /*

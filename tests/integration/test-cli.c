@@ -167,10 +167,10 @@ BACKEND_TEST(cli, every_command_and_alias_works)
 		run_release(&r);
 		free(words);
 	}
-	/* sqlalchemy-migrate's version: the repository's latest, not the database's. */
+	/* version is the database's version too (keystone's "database version"). */
 	cli(&c, &r, "version", NULL);
 	cr_assert_eq(r.code, 0, "[%s] version: " RUN_FMT, bname(&c), RUN_ARGS(r));
-	cr_assert_str_eq(r.out, "3\n", "[%s] version printed %s", bname(&c), r.out);
+	cr_assert_str_eq(r.out, "1\n", "[%s] version printed %s", bname(&c), r.out);
 	run_release(&r);
 	/* Expand, then each spelling of downgrade takes it back. */
 	EXPECT(&c, 0, "db_sync", "--expand", "2");
@@ -398,7 +398,9 @@ Test(cli, usage_errors_exit_64_with_one_line_and_usage)
 		{ "db_sync", "--bogus" },
 		{ "db_sync", "--expand", "--migrate" },
 		{ "db_sync", "x" },
-		{ "db_sync", "1", "2" },
+		{ "db_sync", "1", "2", "3" },
+		{ "db_sync", "1", "2" },	/* glance's VERSION CURRENT: 2 is not on disk */
+		{ "db_sync", "--expand=1" },
 		{ "db_sync", "9" },
 		{ "downgrade" },
 		{ "downgrade", "1", "2" },
@@ -660,6 +662,150 @@ BACKEND_TEST(cli, check_exit_codes_follow_the_phases)
 	cr_assert_str_eq(r.out, "cli: up to date at version 2\n");
 	run_release(&r);
 	cenv_close(&c);
+}
+
+/* ---- the seed tools' spellings --------------------------------------------- */
+
+static const char ext_v1[] =
+	"description: an extension's table\n"
+	"operations:\n"
+	"  - create_table:\n"
+	"      name: audit_log\n"
+	"      columns:\n"
+	"        - {name: id, type: bigint, primary_key: true}\n";
+
+/*
+ * keystone's, glance's, sqlalchemy-migrate's and Alembic's habits, as
+ * their users type them (issue: seed-tool parity).
+ */
+BACKEND_TEST(cli, seed_spellings_work_as_typed)
+{
+	const char *const v[] = { v1_items, v2_note, v3_fix };
+	struct cenv c;
+	struct run r;
+
+	cenv_open(&c, *backend, v, 3);
+	/* keystone: options after positionals, as argparse allows. */
+	EXPECT(&c, 0, "db_sync", "1", "--expand");
+	EXPECT(&c, 0, "db_sync", "--migrate", "1");
+	cli(&c, &r, "db_sync", "--expand=2", NULL);
+	cr_assert_eq(r.code, 64, "[%s] " RUN_FMT, bname(&c), RUN_ARGS(r));
+	cr_assert(strstr(r.err, "option '--expand' takes no value"), "%s", r.err);
+	run_release(&r);
+	EXPECT(&c, 0, "db_sync", "1", "--contract");
+	assert_row(&c, "1/1/1");
+	/* One token from db_version and version, whatever the phases. */
+	EXPECT(&c, 0, "db_sync", "--expand", "2");
+	cli(&c, &r, "db", "current", NULL);
+	cr_assert_eq(r.code, 0, "[%s] " RUN_FMT, bname(&c), RUN_ARGS(r));
+	cr_assert_str_eq(r.out, "1\n", "[%s] %s", bname(&c), r.out);
+	run_release(&r);
+	cli(&c, &r, "version", NULL);
+	cr_assert_str_eq(r.out, "1\n", "[%s] %s", bname(&c), r.out);
+	run_release(&r);
+	/* Alembic: downgrade -1 from the expanded version, upgrade +1 past the contracted. */
+	EXPECT(&c, 0, "downgrade", "-1");
+	assert_row(&c, "1/1/1");
+	EXPECT(&c, 0, "upgrade", "+1");
+	assert_row(&c, "2/2/2");
+	EXPECT(&c, 0, "upgrade", "head");
+	assert_row(&c, "3/3/3");
+	/* Below the contracted version: refused, as ever. */
+	EXPECT(&c, 5, "downgrade", "base");
+	/* "db CMD" for every command. */
+	EXPECT(&c, 0, "db", "status");
+	EXPECT(&c, 0, "database", "db_version");
+	EXPECT(&c, 0, "db", "goto", "3");
+	cenv_close(&c);
+
+	/* glance: db sync VERSION CURRENT_VERSION on a database made another way. */
+	cenv_open(&c, *backend, v, 3);
+	{
+		struct db_conn *conn = c.conn;
+		struct dbphase_error err = DBPHASE_ERROR_INIT;
+
+		cr_assert_eq(conn->drv->exec(conn, "CREATE TABLE items (id bigint PRIMARY KEY,"
+					     " n integer NOT NULL DEFAULT 0)", &err), 0, "%s",
+			     err.message);
+	}
+	EXPECT(&c, 0, "db", "sync", "2", "1");
+	assert_row(&c, "2/2/2");
+	cli(&c, &r, "db", "sync", "3", "1", NULL);
+	cr_assert_eq(r.code, 5, "[%s] " RUN_FMT, bname(&c), RUN_ARGS(r));
+	cr_assert(strstr(r.err, "already under version control at 2/2/2, not at 1"), "%s", r.err);
+	run_release(&r);
+	/* mogan: no command is upgrade. */
+	cli(&c, &r, NULL);
+	cr_assert_eq(r.code, 0, "[%s] " RUN_FMT, bname(&c), RUN_ARGS(r));
+	run_release(&r);
+	assert_row(&c, "3/3/3");
+	cenv_close(&c);
+
+	/* keystone's extensions: plain db_sync and --check cover them all. */
+	cenv_open(&c, *backend, v, 1);
+	test_write_file(c.dir, "extensions/example/versions/001_audit.yaml", ext_v1);
+	cli(&c, &r, "db_sync", "--check", NULL);
+	cr_assert_eq(r.code, 2, "[%s] " RUN_FMT, bname(&c), RUN_ARGS(r));
+	cr_assert(strstr(r.out, "cli/example: expand needed"), "[%s] %s", bname(&c), r.out);
+	run_release(&r);
+	EXPECT(&c, 0, "db_sync");
+	assert_row(&c, "1/1/1");
+	{
+		char *row = version_row(c.conn, "cli/example");
+
+		cr_assert_str_eq(row, "1/1/1", "[%s] the extension's row is %s", bname(&c), row);
+		free(row);
+	}
+	EXPECT(&c, 0, "db_sync", "--check");
+	cr_assert_eq(count(&c, "SELECT count(*) FROM audit_log"), 0);
+	/* Back to 0, as keystone's extension guide shows; the main repository stays. */
+	cli(&c, &r, "db_sync", "--extension", "example", "0", NULL);
+	cr_assert_eq(r.code, 5, "[%s] contracted versions cannot go back: " RUN_FMT, bname(&c),
+		     RUN_ARGS(r));
+	run_release(&r);
+	cenv_close(&c);
+
+	cenv_open(&c, *backend, v, 1);
+	test_write_file(c.dir, "extensions/example/versions/001_audit.yaml", ext_v1);
+	EXPECT(&c, 0, "db_sync", "--extension", "example", "--expand");
+	EXPECT(&c, 0, "db_sync", "--extension", "example", "0");
+	{
+		char *row = version_row(c.conn, "cli/example");
+
+		cr_assert_str_eq(row, "0/0/0", "[%s] the extension's row is %s", bname(&c), row);
+		free(row);
+	}
+	cr_assert_eq(count(&c, "SELECT count(*) FROM dbphase_version WHERE repository = 'cli'"),
+		     0, "[%s] the main repository was touched", bname(&c));
+	cenv_close(&c);
+}
+
+/* revision -m writes a file that applies nothing until it is edited. */
+Test(cli, revision_template_applies_nothing)
+{
+	char *dir = repo_create(REPO_ID, (const char *const[]){ v1_items }, 1);
+	char *url = xasprintf("sqlite:///%s/db.sqlite", dir), *text, *path;
+	struct run r;
+
+	run_dbphase(&r, "--repository", dir, "revision", "-m", "Split: \"names\" #1", NULL);
+	cr_assert_eq(r.code, 0, RUN_FMT, RUN_ARGS(r));
+	run_release(&r);
+	path = xasprintf("%s/versions/002_split_names_1.yaml", dir);
+	text = slurp(path);
+	cr_assert(strstr(text, "description: \"Split: \\\"names\\\" #1\"\n"), "%s", text);
+	cr_assert(strstr(text, "#   - rename_column: {table: TABLE, from: COLUMN, to: NEW_COLUMN}"),
+		  "%s", text);
+	cr_assert(strstr(text, "\noperations: []\n") && !strstr(text, "SELECT 1"), "%s", text);
+	free(text);
+	run_dbphase(&r, "--database", url, "--repository", dir, "db_sync", NULL);
+	cr_assert_eq(r.code, 65, RUN_FMT, RUN_ARGS(r));
+	cr_assert(strstr(r.err, "002_split_names_1.yaml:") && strstr(r.err, "'operations' is empty"),
+		  "%s", r.err);
+	run_release(&r);
+	free(path);
+	free(url);
+	test_rmtree(dir);
+	free(dir);
 }
 
 /* ---- refusals: 5, and the message says what comes first ---------------------- */
