@@ -74,6 +74,7 @@ struct op_ctx {
 	size_t n_fills;
 	struct renamed_table *renamed;	/* by the current migration */
 	size_t n_renamed;
+	char *clash;		/* a generated name that clashes with another, or NULL */
 	struct dbphase_error *err;
 };
 
@@ -206,6 +207,8 @@ vars_set_ident(struct op_ctx *c, const char *var, const char *name)
 	free(lit);
 }
 
+static char *op_where(const struct op_ctx *c);
+
 static uint32_t
 fnv32(const char *s)
 {
@@ -219,26 +222,73 @@ fnv32(const char *s)
 }
 
 /*
+ * The length of the longest start of s that has at most max bytes and
+ * ends between two UTF-8 characters: a name cut inside a character is not
+ * valid text, and no backend accepts it.
+ */
+static size_t
+utf8_prefix_len(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n <= max)
+		return n;
+	for (n = max; n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80; n--)
+		;
+	return n;
+}
+
+/*
+ * name if it has at most max bytes, else its start (whole characters) and
+ * a hash of all of it, so that two long names that begin alike stay apart.
+ * Caller frees.
+ */
+static char *
+name_fit(const char *name, size_t max)
+{
+	if (strlen(name) <= max)
+		return xstrdup(name);
+	return xasprintf("%.*s_%08x", (int)utf8_prefix_len(name, max - 9), name, fnv32(name));
+}
+
+/*
+ * Claim a generated name for key (what it was made from): a name that
+ * stands for two different things is refused when the operation's rule
+ * has run (c->clash), so that one object never silently replaces another.
+ */
+static void
+claim_name(struct op_ctx *c, const char *name, const char *key)
+{
+	char *where = op_where(c);
+	const char *other = model_claim_name(c->model, name, key, where);
+
+	if (other && c->clash == NULL)
+		c->clash = xasprintf("the name '%s' that dbphase makes for %s is already the "
+				     "name it made for another object at %s; rename one of them",
+				     name, key, other);
+	free(where);
+}
+
+/*
  * A name for an object dbphase creates, "dbp_v<version>_<op>_<table>_<tag>",
  * shortened with a hash when it would pass NAME_MAX_LEN.  Caller frees.
  */
 static char *
-object_name(const struct op_ctx *c, const char *table, const char *tag)
+object_name(struct op_ctx *c, const char *table, const char *tag)
 {
 	/*
 	 * Zero-padded, so that names sort as versions and operations do:
 	 * PostgreSQL fires a table's triggers in name order, and a later
 	 * operation's trigger may read what an earlier one wrote.
 	 */
-	char *name = xasprintf("dbp_v%03lld_%02zu_%s_%s", (long long)c->mig->version,
+	char *full = xasprintf("dbp_v%03lld_%02zu_%s_%s", (long long)c->mig->version,
 			       (size_t)(c->mop - c->mig->ops) + 1, table, tag);
+	char *name = name_fit(full, NAME_MAX_LEN);
+	char *key = xasprintf("'%s'", full);
 
-	if (strlen(name) > NAME_MAX_LEN) {
-		char *short_name = xasprintf("%.*s_%08x", NAME_MAX_LEN - 9, name, fnv32(name));
-
-		free(name);
-		name = short_name;
-	}
+	claim_name(c, name, key);
+	free(key);
+	free(full);
 	return name;
 }
 
@@ -1044,6 +1094,7 @@ op_rename_table(struct op_ctx *c)
 
 		note_gone(c, t->name, NULL, how);
 		free(how);
+		model_rename_table_refs(c->model, t->name, to);
 		c->renamed = xrealloc(c->renamed, (c->n_renamed + 1) * sizeof(*c->renamed));
 		r = &c->renamed[c->n_renamed++];
 		r->name = xstrdup(to);
@@ -1576,26 +1627,46 @@ op_drop_index(struct op_ctx *c)
 	return 0;
 }
 
-/* Names of the triggers that stand in for a constraint on SQLite. */
+/*
+ * Names of the triggers that stand in for constraint of table where the
+ * backend cannot add it (MariaDB checks, SQLite checks and foreign keys):
+ * "<table>_<constraint>_dbp_i" and "_dbp_u", the start shortened with a
+ * hash when too long.  MariaDB's trigger names are per schema, so the
+ * table is part of the name.  k, when the model knows the constraint,
+ * gives the names its triggers were created with.
+ */
 static void
-set_emulation_names(struct op_ctx *c, const char *constraint)
+set_emulation_names(struct op_ctx *c, const char *table, const char *constraint,
+		    const struct model_constraint *k)
 {
-	char *ins = xasprintf("%.*s_dbp_i", NAME_MAX_LEN - 6, constraint);
-	char *upd = xasprintf("%.*s_dbp_u", NAME_MAX_LEN - 6, constraint);
-	char *chk = xasprintf("%.*s_dbp_c", NAME_MAX_LEN - 6, constraint);
+	char *joined = xasprintf("%s_%s", table, constraint);
+	char *base = name_fit(joined, NAME_MAX_LEN - 6);
+	char *key = xasprintf("constraint '%s' of table '%s'", constraint, table);
+	char *ins = k && k->emul_ins ? xstrdup(k->emul_ins) : xasprintf("%s_dbp_i", base);
+	char *upd = k && k->emul_upd ? xstrdup(k->emul_upd) : xasprintf("%s_dbp_u", base);
+	char *chk = xasprintf("%s_dbp_c", base);
 	char *msg = xasprintf("constraint %s violated", constraint);
 	char *lit = quote_literal(c->backend, msg);
 	char *old_msg = xasprintf("constraint %s violated by rows that exist", constraint);
 	char *old_lit = quote_literal(c->backend, old_msg);
 	char *old_ident = quote_ident(c->backend, old_msg);
 
+	if (k == NULL || k->emul_ins == NULL) {
+		claim_name(c, ins, key);
+		claim_name(c, upd, key);
+	}
 	vars_set_ident(c, "emul_ins", ins);
 	vars_set_ident(c, "emul_upd", upd);
 	vars_set_ident(c, "emul_chk", chk);
+	vars_set(&c->vars, "emul_ins_name", ins);
+	vars_set(&c->vars, "emul_upd_name", upd);
 	vars_set(&c->vars, "violation", lit);
 	/* The check of existing rows names the constraint in its error. */
 	vars_set(&c->vars, "violation_existing", old_lit);
 	vars_set(&c->vars, "violation_existing_ident", old_ident);
+	free(joined);
+	free(base);
+	free(key);
 	free(ins);
 	free(upd);
 	free(chk);
@@ -1606,22 +1677,79 @@ set_emulation_names(struct op_ctx *c, const char *constraint)
 	free(old_ident);
 }
 
+/*
+ * A new constraint's name must be free on its table: PostgreSQL would
+ * replace the other one (the steps drop a constraint of that name first),
+ * and its triggers elsewhere would be replaced.
+ */
+static int
+constraint_name_free(struct op_ctx *c, struct model_table *t, const char *name)
+{
+	const struct model_constraint *k = model_constraint(t, name);
+	struct model_table *it = NULL;
+
+	if (k)
+		return op_error(c, ynode_get(c->mop->args, "name"),
+				"constraint '%s' already exists on table '%s' (added at %s)",
+				name, t->name, k->where);
+	if (model_find_index(c->model, name, &it))
+		return op_error(c, ynode_get(c->mop->args, "name"),
+				"'%s' is already the name of an index or unique constraint of "
+				"table '%s'", name, it->name);
+	return 0;
+}
+
+/* Record the constraint the operation adds, with its triggers' names. */
+static struct model_constraint *
+record_constraint(struct op_ctx *c, struct model_table *t, enum model_constraint_kind kind)
+{
+	char *where = op_where(c);
+	struct model_constraint *k = model_add_constraint(t, arg_string(c, "name"), kind, where);
+
+	free(where);
+	k->emul_ins = xstrdup(vars_find(&c->vars, "emul_ins_name")->values[0]);
+	k->emul_upd = xstrdup(vars_find(&c->vars, "emul_upd_name")->values[0]);
+	return k;
+}
+
 static int
 op_add_unique(struct op_ctx *c)
 {
-	return model_index_from_args(c, true, "index or constraint");
+	int rc = model_index_from_args(c, true, "index or constraint");
+	struct model_table *t = NULL;
+	struct model_index *ix;
+
+	if (rc == 0 && (ix = model_find_index(c->model, arg_string(c, "name"), &t)))
+		ix->constraint = true;
+	return rc;
 }
 
 static int
 op_add_check(struct op_ctx *c)
 {
 	struct model_table *t = arg_table(c);
+	const char *name = arg_string(c, "name");
+	struct model_constraint *k;
 	struct strbuf sb = STRBUF_INIT;
+	size_t i;
+	int rc;
 
+	if ((rc = constraint_name_free(c, t, name)) < 0)
+		return rc;
 	expr_qualify(c->backend, vars_find(&c->vars, "check")->values[0], t, "NEW", &sb, NULL);
 	vars_set(&c->vars, "check_new", sb.buf);
 	strbuf_release(&sb);
-	set_emulation_names(c, arg_string(c, "name"));
+	set_emulation_names(c, t->name, name, NULL);
+	k = record_constraint(c, t, MODEL_CHECK);
+	k->check = xstrdup(vars_find(&c->vars, "check")->values[0]);
+	k->row_table = xstrdup(t->name);
+	k->n_row = t->n_columns;
+	k->row_names = xcalloc(t->n_columns ? t->n_columns : 1, sizeof(char *));
+	k->row_columns = xcalloc(t->n_columns ? t->n_columns : 1, sizeof(char *));
+	for (i = 0; i < t->n_columns; i++) {
+		k->row_names[i] = xstrdup(t->columns[i].name);
+		k->row_columns[i] = xstrdup(t->columns[i].name);
+	}
 	return 0;
 }
 
@@ -1643,6 +1771,8 @@ op_add_foreign_key(struct op_ctx *c)
 
 	if (rt == NULL)
 		return missing_table(c, ynode_get(c->mop->args, "references"), ref);
+	if ((rc = constraint_name_free(c, t, arg_string(c, "name"))) < 0)
+		return rc;
 	if (refs) {
 		if (refs->kind != YNODE_SEQ)
 			return op_error(c, refs, "'ref_columns' must be a list of column names");
@@ -1743,8 +1873,20 @@ op_add_foreign_key(struct op_ctx *c)
 			strbuf_addch(&list, toupper((unsigned char)*p));
 		vars_set(&c->vars, "on_delete_clause", list.buf);
 	}
-	set_emulation_names(c, arg_string(c, "name"));
-	(void)t;
+	set_emulation_names(c, t->name, arg_string(c, "name"), NULL);
+	{
+		struct model_constraint *k = record_constraint(c, t, MODEL_FOREIGN_KEY);
+
+		k->n_columns = n_refs;
+		k->columns = xcalloc(n_refs, sizeof(char *));
+		k->ref_columns = xcalloc(n_refs, sizeof(char *));
+		for (i = 0; i < n_refs; i++) {
+			k->columns[i] = xstrdup(cols->items[i]->scalar);
+			k->ref_columns[i] = xstrdup(ref_names[i]);
+		}
+		k->ref_table = xstrdup(ref);
+		k->on_delete = xstrdup(vars_find(&c->vars, "on_delete_clause")->values[0]);
+	}
 out:
 	free(ref_names);
 	strbuf_release(&list);
@@ -1756,11 +1898,13 @@ static int
 op_drop_constraint(struct op_ctx *c)
 {
 	const char *name = arg_string(c, "name");
+	struct model_table *t = arg_table(c);
 	struct model_table *it = NULL;
 
 	if (model_find_index(c->model, name, &it))
 		model_drop_index(it, name);
-	set_emulation_names(c, name);
+	set_emulation_names(c, t->name, name, model_constraint(t, name));
+	model_drop_constraint(t, name);
 	return 0;
 }
 
@@ -2512,6 +2656,10 @@ plan_migration(struct plan *plan, const struct repo *repo, const struct catalog 
 		if (j < sizeof(op_rules) / sizeof(op_rules[0]) &&
 		    (rc = op_rules[j].rule(&c)) < 0)
 			break;
+		if (c.clash) {
+			rc = op_error(&c, NULL, "%s", c.clash);
+			break;
+		}
 		rc = emit_steps(&c, buckets, 1u << PHASE_EXPAND | 1u << PHASE_MIGRATE);
 		later[n_later].cop = c.cop;
 		later[n_later].vars = c.vars;
@@ -2551,6 +2699,7 @@ plan_migration(struct plan *plan, const struct repo *repo, const struct catalog 
 		free(c.renamed[i].where);
 	}
 	free(c.renamed);
+	free(c.clash);
 	vars_release(&c.vars);
 	alloc = plan->n_steps;
 	for (ph = 0; ph < PHASE__COUNT; ph++) {
