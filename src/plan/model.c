@@ -274,6 +274,7 @@ model_add_index(struct model_table *t, const char *name, char **columns,
 	ix = &t->indexes[t->n_indexes++];
 	ix->name = xstrdup(name);
 	ix->unique = unique;
+	ix->constraint = false;
 	ix->n_columns = n_columns;
 	ix->columns = xcalloc(n_columns, sizeof(char *));
 	for (i = 0; i < n_columns; i++)
@@ -387,6 +388,12 @@ listed(char *const *names, size_t n, const char *name)
 }
 
 bool
+model_check_reads(const struct model_constraint *k, size_t i)
+{
+	return k->row_columns[i] && mentions(k->check, k->row_names[i]);
+}
+
+bool
 model_constraint_uses(const struct model_table *t, const struct model_constraint *k,
 		      const char *table, const char *column)
 {
@@ -400,7 +407,7 @@ model_constraint_uses(const struct model_table *t, const struct model_constraint
 		return false;
 	for (i = 0; i < k->n_row; i++)
 		if (k->row_columns[i] && strcmp(k->row_columns[i], column) == 0)
-			return mentions(k->check, k->row_names[i]);
+			return model_check_reads(k, i);
 	return false;
 }
 

@@ -46,6 +46,7 @@ struct model_constraint {
 	char *name;
 	enum model_constraint_kind kind;
 	char *where;		/* "path:line:col" of the operation that added it */
+	int64_t carried_in;	/* the version that last moved it to a new column */
 	char *emul_ins;		/* triggers that stand in for it, unquoted, or NULL */
 	char *emul_upd;
 	/*
@@ -141,6 +142,11 @@ void model_drop_constraint(struct model_table *t, const char *name);
 /* Whether k uses column of table (of its own table t, or as the key it references). */
 bool model_constraint_uses(const struct model_table *t, const struct model_constraint *k,
 			   const char *table, const char *column);
+/*
+ * Whether check k reads its row's column i (row_names[i] as a word of the
+ * expression: when in doubt, it does).
+ */
+bool model_check_reads(const struct model_constraint *k, size_t i);
 /* Column from of table is now called to, in every constraint of every table. */
 void model_rename_column_refs(struct model *m, const char *table, const char *from,
 			      const char *to);

@@ -1203,6 +1203,285 @@ op_drop_column(struct op_ctx *c)
 	return 0;
 }
 
+/* ---- constraints carried over to a column that replaces another ---------- */
+
+/*
+ * rename_column and change_type replace a column with another (a new name,
+ * or a shadow of the new type) that takes over at contract.  A check or
+ * foreign key that uses the old column must hold on the new one, with no
+ * moment in between where it does not:
+ *   PostgreSQL  a rename gets a copy of each on the new column in migrate,
+ *               once the rows are copied (NOT VALID, then VALIDATE, without
+ *               blocking writes), which takes the name at contract when the
+ *               old one goes with its column; a check's copy is written by
+ *               PostgreSQL itself, from the check with the columns' names
+ *               traded for a moment.  A type change keeps the column's
+ *               name, so the check is added again as PostgreSQL prints it,
+ *               in the contract's transaction, and validated after it.
+ *   MariaDB     the triggers that stand in for a check are replaced by ones
+ *               that read the new column; a foreign key is dropped and added
+ *               again on the new column (tables locked, so no write comes in
+ *               between).
+ *   SQLite      its triggers, for checks and foreign keys, must go before
+ *               the old column can be dropped; they come back on the new one.
+ * A check's expression is never rewritten: the triggers evaluate it on a
+ * row whose columns carry the names it was written with.  A foreign key
+ * whose column changes type is refused: the key's two sides must have
+ * matching types on MariaDB, so it is dropped before and added after.
+ */
+
+/*
+ * "(SELECT (check) FROM (SELECT NEW."now" AS "then", ...) AS "table")": the
+ * check evaluated on the row being written, each column it reads under the
+ * name it had when the check was written.
+ */
+static char *
+check_on_row(enum db_backend b, const struct model_constraint *k)
+{
+	struct strbuf sb = STRBUF_INIT;
+	size_t i, n = 0;
+
+	strbuf_addf(&sb, "(SELECT (%s) FROM (SELECT ", k->check);
+	for (i = 0; i < k->n_row; i++) {
+		if (!model_check_reads(k, i))
+			continue;
+		strbuf_addstr(&sb, n++ ? ", NEW." : "NEW.");
+		db_quote_ident(b, &sb, k->row_columns[i]);
+		strbuf_addstr(&sb, " AS ");
+		db_quote_ident(b, &sb, k->row_names[i]);
+	}
+	if (n == 0)
+		strbuf_addstr(&sb, "NULL AS dbp_none");
+	strbuf_addstr(&sb, ") AS ");
+	db_quote_ident(b, &sb, k->row_table);
+	strbuf_addch(&sb, ')');
+	return strbuf_detach(&sb);
+}
+
+static void
+push_ident(struct op_ctx *c, const char *var, const char *name)
+{
+	char *q = quote_ident(c->backend, name);
+
+	vars_push(&c->vars, var, q);
+	free(q);
+}
+
+static void
+push_literal(struct op_ctx *c, const char *var, const char *text)
+{
+	char *q = quote_literal(c->backend, text);
+
+	vars_push(&c->vars, var, q);
+	free(q);
+}
+
+static void
+push_columns(struct op_ctx *c, const char *var, char *const *names, size_t n)
+{
+	struct strbuf sb = STRBUF_INIT;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (i)
+			strbuf_addstr(&sb, ", ");
+		db_quote_ident(c->backend, &sb, names[i]);
+	}
+	vars_push(&c->vars, var, sb.buf);
+	strbuf_release(&sb);
+}
+
+/* "cols IS NOT NULL AND NOT EXISTS (parent row)" for NEW, as add_foreign_key writes it. */
+static char *
+fk_missing_sql(enum db_backend b, const struct model_constraint *k)
+{
+	struct strbuf sb = STRBUF_INIT;
+	size_t i;
+
+	for (i = 0; i < k->n_columns; i++) {
+		strbuf_addstr(&sb, i ? " AND NEW." : "(NEW.");
+		db_quote_ident(b, &sb, k->columns[i]);
+		strbuf_addstr(&sb, " IS NOT NULL");
+	}
+	strbuf_addstr(&sb, ") AND NOT EXISTS (SELECT 1 FROM ");
+	db_quote_ident(b, &sb, k->ref_table);
+	strbuf_addstr(&sb, " WHERE ");
+	for (i = 0; i < k->n_columns; i++) {
+		if (i)
+			strbuf_addstr(&sb, " AND ");
+		db_quote_ident(b, &sb, k->ref_columns[i]);
+		strbuf_addstr(&sb, " = NEW.");
+		db_quote_ident(b, &sb, k->columns[i]);
+	}
+	strbuf_addch(&sb, ')');
+	return strbuf_detach(&sb);
+}
+
+/* 'ALTER TABLE "t" ADD CONSTRAINT "name" ' as a literal, for EXECUTE. */
+static void
+push_add_prefix(struct op_ctx *c, const char *var, const char *table, const char *name)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	strbuf_addstr(&sb, "ALTER TABLE ");
+	db_quote_ident(c->backend, &sb, table);
+	strbuf_addstr(&sb, " ADD CONSTRAINT ");
+	db_quote_ident(c->backend, &sb, name);
+	strbuf_addch(&sb, ' ');
+	push_literal(c, var, sb.buf);
+	strbuf_release(&sb);
+}
+
+/*
+ * Find the checks and foreign keys that use column from of t, refuse what
+ * cannot be carried, record in the model that they now use to (the same
+ * name for a type change), and set the operation's lists: ck_* per check,
+ * fk_* per foreign key, em_drop (SQLite triggers to drop while the columns
+ * trade places), fk_off/fk_on/fk_lock/fk_unlock (MariaDB, one element when
+ * there is a foreign key, else none).
+ */
+static int
+carry_constraints(struct op_ctx *c, struct model_table *t, const char *from, const char *to)
+{
+	static const char *const lists[] = {
+		"ck_name", "ck_name_literal", "ck_tmp", "ck_add_tmp", "ck_add", "ck_setting",
+		"ck_ins", "ck_upd", "ck_row", "ck_violation",
+		"fk_table", "fk_name", "fk_tmp", "fk_cols", "fk_ref", "fk_ref_cols", "fk_on_delete",
+		"fk_ins", "fk_upd", "fk_missing", "fk_violation",
+		"em_drop", "fk_off", "fk_on", "fk_lock", "fk_unlock", NULL
+	};
+	bool type_change = strcmp(from, to) == 0;
+	struct model_constraint **ks = NULL;
+	struct model_table **kt = NULL;
+	struct strbuf lock = STRBUF_INIT;
+	size_t n = 0, i, j, n_fk = 0;
+	int rc = 0;
+
+	for (i = 0; lists[i]; i++)
+		vars_list(&c->vars, lists[i]);
+	{
+		char *tmp = object_name(c, t->name, "tmp");
+		struct strbuf sb = STRBUF_INIT;
+
+		vars_set_ident(c, "tmp_col", tmp);
+		free(tmp);
+		db_quote_ident(c->backend, &sb, t->name);
+		tmp = quote_literal(c->backend, sb.buf);
+		strbuf_reset(&sb);
+		strbuf_addf(&sb, "%s::regclass", tmp);
+		vars_set(&c->vars, "table_regclass", sb.buf);
+		free(tmp);
+		strbuf_release(&sb);
+	}
+	for (i = 0; i < c->model->n_tables; i++) {
+		struct model_table *ot = &c->model->tables[i];
+
+		for (j = 0; j < ot->n_constraints; j++) {
+			struct model_constraint *k = &ot->constraints[j];
+
+			if (!model_constraint_uses(ot, k, t->name, from))
+				continue;
+			if (k->kind == MODEL_FOREIGN_KEY && type_change) {
+				rc = op_error(c, ynode_get(c->mop->args, "column"),
+					      "column '%s' of '%s' is in foreign key '%s' of '%s' "
+					      "(added at %s), whose two sides must keep matching "
+					      "types: drop the key (drop_constraint) in an earlier "
+					      "version and add it again after the change",
+					      from, t->name, k->name, ot->name, k->where);
+				goto out;
+			}
+			if (k->carried_in == c->mig->version) {
+				rc = op_error(c, NULL, "constraint '%s' of '%s' moves to a new column "
+					      "already in this migration: change its other column in a "
+					      "later version", k->name, ot->name);
+				goto out;
+			}
+			ks = xrealloc(ks, (n + 1) * sizeof(*ks));
+			kt = xrealloc(kt, (n + 1) * sizeof(*kt));
+			ks[n] = k;
+			kt[n++] = ot;
+		}
+	}
+	if (!type_change)
+		model_rename_column_refs(c->model, t->name, from, to);
+	for (i = 0; i < n; i++) {
+		struct model_constraint *k = ks[i];
+		char *tmp = object_name(c, k->name, k->kind == MODEL_CHECK ? "ck" : "fk");
+		char *msg = xasprintf("constraint %s violated", k->name);
+		const char *pre = k->kind == MODEL_CHECK ? "ck" : "fk";
+		char *var;
+
+		k->carried_in = c->mig->version;
+#define PUSH_IDENT(suffix, value) (var = xasprintf("%s_%s", pre, suffix), \
+				   push_ident(c, var, value), free(var))
+		PUSH_IDENT("name", k->name);
+		PUSH_IDENT("tmp", tmp);
+		PUSH_IDENT("ins", k->emul_ins);
+		PUSH_IDENT("upd", k->emul_upd);
+#undef PUSH_IDENT
+		var = xasprintf("%s_violation", pre);
+		push_literal(c, var, msg);
+		free(var);
+		if (k->emul_ins) {
+			push_ident(c, "em_drop", k->emul_ins);
+			push_ident(c, "em_drop", k->emul_upd);
+		}
+		if (k->kind == MODEL_CHECK) {
+			char *row = check_on_row(c->backend, k);
+			char *setting = xasprintf("dbphase.ck%zu", i);
+
+			push_literal(c, "ck_name_literal", k->name);
+			push_add_prefix(c, "ck_add_tmp", t->name, tmp);
+			push_add_prefix(c, "ck_add", t->name, k->name);
+			push_literal(c, "ck_setting", setting);
+			vars_push(&c->vars, "ck_row", row);
+			free(row);
+			free(setting);
+		} else {
+			char *missing = fk_missing_sql(c->backend, k);
+
+			push_ident(c, "fk_table", kt[i]->name);
+			push_columns(c, "fk_cols", k->columns, k->n_columns);
+			push_ident(c, "fk_ref", k->ref_table);
+			push_columns(c, "fk_ref_cols", k->ref_columns, k->n_columns);
+			vars_push(&c->vars, "fk_on_delete", k->on_delete);
+			vars_push(&c->vars, "fk_missing", missing);
+			free(missing);
+			/* MariaDB locks each table once. */
+			{
+				char *q = quote_ident(c->backend, kt[i]->name);
+				char *item = xasprintf("%s WRITE", q);
+
+				if (!lock.len || !strstr(lock.buf, item))
+					strbuf_addf(&lock, "%s%s", lock.len ? ", " : "", item);
+				free(q);
+				free(item);
+			}
+			n_fk++;
+		}
+		free(tmp);
+		free(msg);
+	}
+	if (n_fk > 0) {
+		char *q = quote_ident(c->backend, t->name);
+		char *item = xasprintf("%s WRITE", q);
+
+		if (!strstr(lock.buf, item))
+			strbuf_addf(&lock, ", %s", item);
+		vars_push(&c->vars, "fk_off", "0");
+		vars_push(&c->vars, "fk_on", "1");
+		vars_push(&c->vars, "fk_lock", lock.buf);
+		vars_push(&c->vars, "fk_unlock", "");
+		free(q);
+		free(item);
+	}
+out:
+	strbuf_release(&lock);
+	free(ks);
+	free(kt);
+	return rc;
+}
+
 /* Shadow-index lists for change_type: one entry per index on the column. */
 static void
 shadow_indexes(struct op_ctx *c, struct model_table *t, const char *column,
@@ -1216,6 +1495,7 @@ shadow_indexes(struct op_ctx *c, struct model_table *t, const char *column,
 	vars_list(&c->vars, "ix_shadow_columns");
 	vars_list(&c->vars, "ix_columns");
 	vars_list(&c->vars, "ix_unique");
+	vars_list(&c->vars, "uq_name");
 	for (i = 0; i < t->n_indexes; i++) {
 		struct model_index *ix = &t->indexes[i];
 		struct strbuf cols = STRBUF_INIT, orig = STRBUF_INIT;
@@ -1249,6 +1529,8 @@ shadow_indexes(struct op_ctx *c, struct model_table *t, const char *column,
 			vars_push(&c->vars, "ix_shadow_columns", cols.buf);
 			vars_push(&c->vars, "ix_columns", orig.buf);
 			vars_push(&c->vars, "ix_unique", ix->unique ? "UNIQUE " : "");
+			if (ix->constraint)
+				push_ident(c, "uq_name", ix->name);
 		}
 		strbuf_release(&cols);
 		strbuf_release(&orig);
@@ -1272,10 +1554,13 @@ op_rename_column(struct op_ctx *c)
 	struct strbuf swap_drop = STRBUF_INIT, swap_rename = STRBUF_INIT;
 	size_t i, j;
 	char *def;
+	int rc;
 
 	if (col->primary_key)
 		return op_error(c, ynode_get(c->mop->args, "from"),
 				"renaming primary key column '%s' is not supported online", from);
+	if ((rc = carry_constraints(c, t, from, to)) < 0)
+		return rc;
 	vars_set_object(c, "trigger_ins", t->name, "sync_i");
 	vars_set_object(c, "trigger_ins2", t->name, "sync_i2");
 	vars_set_object(c, "trigger_upd", t->name, "sync_u");
@@ -1338,6 +1623,7 @@ op_rename_column(struct op_ctx *c)
 	vars_list(&c->vars, "ix_new");
 	vars_list(&c->vars, "ix_new_columns");
 	vars_list(&c->vars, "ix_new_unique");
+	vars_list(&c->vars, "uq_name");
 	for (i = 0; i < t->n_indexes; i++) {
 		struct model_index *ix = &t->indexes[i];
 		struct strbuf cols = STRBUF_INIT;
@@ -1360,6 +1646,8 @@ op_rename_column(struct op_ctx *c)
 			vars_push(&c->vars, "ix_new", q);
 			vars_push(&c->vars, "ix_new_columns", cols.buf);
 			vars_push(&c->vars, "ix_new_unique", ix->unique ? "UNIQUE " : "");
+			if (ix->constraint)
+				vars_push(&c->vars, "uq_name", qo);
 			strbuf_addf(&swap_drop, "DROP INDEX %s, ", qo);
 			strbuf_addf(&swap_rename, ", RENAME INDEX %s TO %s", q, qo);
 			for (j = 0; j < ix->n_columns; j++)
@@ -1404,6 +1692,8 @@ op_change_type(struct op_ctx *c)
 			      "changing the type of primary key column '%s' is not supported online", name);
 		goto out;
 	}
+	if ((rc = carry_constraints(c, t, name, name)) < 0)
+		goto out;
 	vars_set_ident(c, "shadow", shadow);
 	vars_set(&c->vars, "shadow_name", shadow);	/* unquoted, for the rebuild */
 	vars_set_object(c, "check", t->name, "nn");
