@@ -1574,3 +1574,128 @@ Test(plan, generated_names_are_cut_between_characters)
 	strbuf_release(&v1);
 	strbuf_release(&v2);
 }
+
+/* ---- constraints across later column changes ----------------------------- */
+
+static const char keyed_v1[] =
+	"operations:\n"
+	"  - create_table:\n"
+	"      name: owners\n"
+	"      columns:\n"
+	"        - {name: id, type: integer, primary_key: true}\n"
+	"  - create_table:\n"
+	"      name: items\n"
+	"      columns:\n"
+	"        - {name: id, type: integer, primary_key: true}\n"
+	"        - {name: owner_id, type: integer}\n"
+	"        - {name: score, type: integer}\n"
+	"  - add_foreign_key: {table: items, name: fk_items_owner, columns: [owner_id],"
+	" references: owners}\n"
+	"  - add_check: {table: items, name: ck_items_score, check: \"score >= 0\"}\n";
+
+/* All the plan's statements of version 2, in order, for searching. */
+static char *
+version_text(const struct plan *plan, int64_t version)
+{
+	struct strbuf sb = STRBUF_INIT;
+	size_t i;
+
+	for (i = 0; i < plan->n_steps; i++)
+		if (plan->steps[i].version == version) {
+			char *t = step_text(&plan->steps[i]);
+
+			strbuf_addf(&sb, "-- %s\n%s", phase_name(plan->steps[i].phase), t);
+			free(t);
+		}
+	return strbuf_detach(&sb);
+}
+
+static void
+expect_in(const char *text, enum db_backend b, const char *want)
+{
+	cr_assert(strstr(text, want), "[%s] the plan lacks\n  %s\nin\n%s", bname(b), want, text);
+}
+
+Test(plan, rename_column_carries_checks_and_foreign_keys)
+{
+	struct plan plan;
+	char *text;
+
+	write_versions(keyed_v1,
+		       "operations:\n"
+		       "  - rename_column: {table: items, from: score, to: points}\n"
+		       "  - rename_column: {table: items, from: owner_id, to: owner}\n");
+	build_ok(DB_BACKEND_POSTGRESQL, &plan);
+	text = version_text(&plan, 2);
+	expect_in(text, plan.backend, "EXECUTE 'ALTER TABLE \"items\" ADD CONSTRAINT "
+		  "\"dbp_v002_01_ck_items_score_ck\" ' || d || ' NOT VALID';");
+	expect_in(text, plan.backend, "ALTER TABLE \"items\" VALIDATE CONSTRAINT "
+		  "\"dbp_v002_01_ck_items_score_ck\";\n");
+	expect_in(text, plan.backend, "ALTER TABLE \"items\" ADD CONSTRAINT "
+		  "\"dbp_v002_02_fk_items_owner_fk\" FOREIGN KEY (\"owner\") REFERENCES "
+		  "\"owners\" (\"id\") NOT VALID;\n");
+	expect_in(text, plan.backend, "ALTER TABLE \"items\" RENAME CONSTRAINT "
+		  "\"dbp_v002_02_fk_items_owner_fk\" TO \"fk_items_owner\";\n");
+	free(text);
+	plan_release(&plan);
+	build_ok(DB_BACKEND_MYSQL, &plan);
+	text = version_text(&plan, 2);
+	expect_in(text, plan.backend, "CREATE OR REPLACE TRIGGER `items_ck_items_score_dbp_i` "
+		  "BEFORE INSERT ON `items` FOR EACH ROW IF NOT ((SELECT (score >= 0) FROM "
+		  "(SELECT NEW.`points` AS `score`) AS `items`)) THEN");
+	expect_in(text, plan.backend, "ALTER TABLE `items` DROP FOREIGN KEY IF EXISTS "
+		  "`fk_items_owner`;\n");
+	expect_in(text, plan.backend, "ALTER TABLE `items` ADD CONSTRAINT `fk_items_owner` "
+		  "FOREIGN KEY IF NOT EXISTS (`owner`) REFERENCES `owners` (`id`);\n");
+	free(text);
+	plan_release(&plan);
+	build_ok(DB_BACKEND_SQLITE, &plan);
+	text = version_text(&plan, 2);
+	expect_in(text, plan.backend, "DROP TRIGGER IF EXISTS \"items_ck_items_score_dbp_i\";\n"
+		  "DROP TRIGGER IF EXISTS \"items_ck_items_score_dbp_u\";\n"
+		  "ALTER TABLE \"items\" DROP COLUMN \"score\";\n");
+	expect_in(text, plan.backend, "CREATE TRIGGER \"items_fk_items_owner_dbp_i\" BEFORE "
+		  "INSERT ON \"items\" FOR EACH ROW WHEN (NEW.\"owner\" IS NOT NULL) AND NOT EXISTS "
+		  "(SELECT 1 FROM \"owners\" WHERE \"id\" = NEW.\"owner\")");
+	free(text);
+	plan_release(&plan);
+}
+
+Test(plan, change_type_carries_checks)
+{
+	struct plan plan;
+	char *text;
+
+	write_versions(keyed_v1,
+		       "operations:\n"
+		       "  - change_type: {table: items, column: score, to: bigint}\n");
+	build_ok(DB_BACKEND_POSTGRESQL, &plan);
+	text = version_text(&plan, 2);
+	expect_in(text, plan.backend, "ALTER TABLE \"items\" DROP CONSTRAINT IF EXISTS "
+		  "\"ck_items_score\";\nALTER TABLE \"items\" DROP COLUMN \"score\";\n");
+	expect_in(text, plan.backend, "EXECUTE 'ALTER TABLE \"items\" ADD CONSTRAINT "
+		  "\"ck_items_score\" ' || regexp_replace(current_setting('dbphase.ck0')");
+	expect_in(text, plan.backend, "ALTER TABLE \"items\" VALIDATE CONSTRAINT "
+		  "\"ck_items_score\";\n");
+	free(text);
+	plan_release(&plan);
+	build_ok(DB_BACKEND_SQLITE, &plan);
+	text = version_text(&plan, 2);
+	expect_in(text, plan.backend, "CREATE TRIGGER \"items_ck_items_score_dbp_u\" BEFORE "
+		  "UPDATE ON \"items\" FOR EACH ROW WHEN NOT ((SELECT (score >= 0) FROM "
+		  "(SELECT NEW.\"score\" AS \"score\") AS \"items\"))");
+	free(text);
+	plan_release(&plan);
+}
+
+Test(plan, refuses_a_type_change_of_a_foreign_key_column)
+{
+	write_versions(keyed_v1,
+		       "operations:\n"
+		       "  - change_type: {table: items, column: owner_id, to: bigint}\n");
+	build_fails("%D/versions/002_new.yaml:2:41: change_type: column 'owner_id' of 'items' "
+		    "is in foreign key 'fk_items_owner' of 'items' (added at "
+		    "%D/versions/001_old.yaml:12:5), whose two sides must keep matching types: "
+		    "drop the key (drop_constraint) in an earlier version and add it again after "
+		    "the change");
+}
