@@ -1218,8 +1218,10 @@ op_drop_column(struct op_ctx *c)
  *               traded for a moment.  A type change keeps the column's
  *               name, so the check is added again as PostgreSQL prints it,
  *               in the contract's transaction, and validated after it.
- *   MariaDB     the triggers that stand in for a check are replaced by ones
- *               that read the new column; a foreign key is dropped and added
+ *   MariaDB     the triggers that stand in for a check move after the
+ *               rename's copying triggers in expand (they fire in creation
+ *               order, and would miss what new code writes), and read the
+ *               new column from contract on; a foreign key is dropped and added
  *               again on the new column (tables locked, so no write comes in
  *               between).
  *   SQLite      its triggers, for checks and foreign keys, must go before
@@ -1345,7 +1347,7 @@ carry_constraints(struct op_ctx *c, struct model_table *t, const char *from, con
 {
 	static const char *const lists[] = {
 		"ck_name", "ck_name_literal", "ck_tmp", "ck_add_tmp", "ck_add", "ck_setting",
-		"ck_ins", "ck_upd", "ck_row", "ck_violation",
+		"ck_ins", "ck_upd", "ck_row", "ck_row_from", "ck_violation",
 		"fk_table", "fk_name", "fk_tmp", "fk_cols", "fk_ref", "fk_ref_cols", "fk_on_delete",
 		"fk_ins", "fk_upd", "fk_missing", "fk_violation",
 		"em_drop", "fk_off", "fk_on", "fk_lock", "fk_unlock", NULL
@@ -1402,6 +1404,14 @@ carry_constraints(struct op_ctx *c, struct model_table *t, const char *from, con
 			kt[n++] = ot;
 		}
 	}
+	/* The check as it reads the old column, before the model moves it. */
+	for (i = 0; i < n; i++)
+		if (ks[i]->kind == MODEL_CHECK) {
+			char *row = check_on_row(c->backend, ks[i]);
+
+			vars_push(&c->vars, "ck_row_from", row);
+			free(row);
+		}
 	if (!type_change)
 		model_rename_column_refs(c->model, t->name, from, to);
 	for (i = 0; i < n; i++) {

@@ -1951,6 +1951,10 @@ BACKEND_TEST(ops, check_follows_its_column_through_rename_and_type_change)
 	NEW(&f, "UPDATE items SET points = 8 WHERE id = 2");
 	app_fails(&f, "old code's bad write is refused",
 		  "UPDATE items SET score = -3 WHERE id = 3");
+	app_fails(&f, "new code's bad write is refused",
+		  "INSERT INTO items (id, points, cap) VALUES (9, -1, 10)");
+	app_fails(&f, "new code's bad write is refused",
+		  "UPDATE items SET points = 12 WHERE id = 4");
 	writer_start(&f, &w, "INSERT INTO items (id, points, cap) VALUES (", 1000, ", 1, 5)", 0);
 	CONTRACT(&f);
 	writer_stop(&f, &w);
