@@ -74,6 +74,7 @@ struct op_ctx {
 	size_t n_fills;
 	struct renamed_table *renamed;	/* by the current migration */
 	size_t n_renamed;
+	char *clash;		/* a generated name that clashes with another, or NULL */
 	struct dbphase_error *err;
 };
 
@@ -206,6 +207,8 @@ vars_set_ident(struct op_ctx *c, const char *var, const char *name)
 	free(lit);
 }
 
+static char *op_where(const struct op_ctx *c);
+
 static uint32_t
 fnv32(const char *s)
 {
@@ -219,26 +222,73 @@ fnv32(const char *s)
 }
 
 /*
+ * The length of the longest start of s that has at most max bytes and
+ * ends between two UTF-8 characters: a name cut inside a character is not
+ * valid text, and no backend accepts it.
+ */
+static size_t
+utf8_prefix_len(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n <= max)
+		return n;
+	for (n = max; n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80; n--)
+		;
+	return n;
+}
+
+/*
+ * name if it has at most max bytes, else its start (whole characters) and
+ * a hash of all of it, so that two long names that begin alike stay apart.
+ * Caller frees.
+ */
+static char *
+name_fit(const char *name, size_t max)
+{
+	if (strlen(name) <= max)
+		return xstrdup(name);
+	return xasprintf("%.*s_%08x", (int)utf8_prefix_len(name, max - 9), name, fnv32(name));
+}
+
+/*
+ * Claim a generated name for key (what it was made from): a name that
+ * stands for two different things is refused when the operation's rule
+ * has run (c->clash), so that one object never silently replaces another.
+ */
+static void
+claim_name(struct op_ctx *c, const char *name, const char *key)
+{
+	char *where = op_where(c);
+	const char *other = model_claim_name(c->model, name, key, where);
+
+	if (other && c->clash == NULL)
+		c->clash = xasprintf("the name '%s' that dbphase makes for %s is already the "
+				     "name it made for another object at %s; rename one of them",
+				     name, key, other);
+	free(where);
+}
+
+/*
  * A name for an object dbphase creates, "dbp_v<version>_<op>_<table>_<tag>",
  * shortened with a hash when it would pass NAME_MAX_LEN.  Caller frees.
  */
 static char *
-object_name(const struct op_ctx *c, const char *table, const char *tag)
+object_name(struct op_ctx *c, const char *table, const char *tag)
 {
 	/*
 	 * Zero-padded, so that names sort as versions and operations do:
 	 * PostgreSQL fires a table's triggers in name order, and a later
 	 * operation's trigger may read what an earlier one wrote.
 	 */
-	char *name = xasprintf("dbp_v%03lld_%02zu_%s_%s", (long long)c->mig->version,
+	char *full = xasprintf("dbp_v%03lld_%02zu_%s_%s", (long long)c->mig->version,
 			       (size_t)(c->mop - c->mig->ops) + 1, table, tag);
+	char *name = name_fit(full, NAME_MAX_LEN);
+	char *key = xasprintf("'%s'", full);
 
-	if (strlen(name) > NAME_MAX_LEN) {
-		char *short_name = xasprintf("%.*s_%08x", NAME_MAX_LEN - 9, name, fnv32(name));
-
-		free(name);
-		name = short_name;
-	}
+	claim_name(c, name, key);
+	free(key);
+	free(full);
 	return name;
 }
 
@@ -1044,6 +1094,7 @@ op_rename_table(struct op_ctx *c)
 
 		note_gone(c, t->name, NULL, how);
 		free(how);
+		model_rename_table_refs(c->model, t->name, to);
 		c->renamed = xrealloc(c->renamed, (c->n_renamed + 1) * sizeof(*c->renamed));
 		r = &c->renamed[c->n_renamed++];
 		r->name = xstrdup(to);
@@ -1152,6 +1203,295 @@ op_drop_column(struct op_ctx *c)
 	return 0;
 }
 
+/* ---- constraints carried over to a column that replaces another ---------- */
+
+/*
+ * rename_column and change_type replace a column with another (a new name,
+ * or a shadow of the new type) that takes over at contract.  A check or
+ * foreign key that uses the old column must hold on the new one, with no
+ * moment in between where it does not:
+ *   PostgreSQL  a rename gets a copy of each on the new column in migrate,
+ *               once the rows are copied (NOT VALID, then VALIDATE, without
+ *               blocking writes), which takes the name at contract when the
+ *               old one goes with its column; a check's copy is written by
+ *               PostgreSQL itself, from the check with the columns' names
+ *               traded for a moment.  A type change keeps the column's
+ *               name, so the check is added again as PostgreSQL prints it,
+ *               in the contract's transaction, and validated after it.
+ *   MariaDB     the triggers that stand in for a check move after the
+ *               rename's copying triggers in expand (they fire in creation
+ *               order, and would miss what new code writes), and read the
+ *               new column from contract on; a foreign key is dropped and added
+ *               again on the new column (tables locked, so no write comes in
+ *               between).
+ *   SQLite      its triggers, for checks and foreign keys, must go before
+ *               the old column can be dropped; they come back on the new one.
+ * A check's expression is never rewritten: the triggers evaluate it on a
+ * row whose columns carry the names it was written with.  A foreign key
+ * whose column changes type is refused: the key's two sides must have
+ * matching types on MariaDB, so it is dropped before and added after.
+ */
+
+/*
+ * "(SELECT (check) FROM (SELECT NEW."now" AS "then", ...) AS "table")": the
+ * check evaluated on the row being written, each column it reads under the
+ * name it had when the check was written.
+ */
+static char *
+check_on_row(enum db_backend b, const struct model_constraint *k)
+{
+	struct strbuf sb = STRBUF_INIT;
+	size_t i, n = 0;
+
+	strbuf_addf(&sb, "(SELECT (%s) FROM (SELECT ", k->check);
+	for (i = 0; i < k->n_row; i++) {
+		if (!model_check_reads(k, i))
+			continue;
+		strbuf_addstr(&sb, n++ ? ", NEW." : "NEW.");
+		db_quote_ident(b, &sb, k->row_columns[i]);
+		strbuf_addstr(&sb, " AS ");
+		db_quote_ident(b, &sb, k->row_names[i]);
+	}
+	if (n == 0)
+		strbuf_addstr(&sb, "NULL AS dbp_none");
+	strbuf_addstr(&sb, ") AS ");
+	db_quote_ident(b, &sb, k->row_table);
+	strbuf_addch(&sb, ')');
+	return strbuf_detach(&sb);
+}
+
+static void
+push_ident(struct op_ctx *c, const char *var, const char *name)
+{
+	char *q = quote_ident(c->backend, name);
+
+	vars_push(&c->vars, var, q);
+	free(q);
+}
+
+static void
+push_literal(struct op_ctx *c, const char *var, const char *text)
+{
+	char *q = quote_literal(c->backend, text);
+
+	vars_push(&c->vars, var, q);
+	free(q);
+}
+
+static void
+push_columns(struct op_ctx *c, const char *var, char *const *names, size_t n)
+{
+	struct strbuf sb = STRBUF_INIT;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (i)
+			strbuf_addstr(&sb, ", ");
+		db_quote_ident(c->backend, &sb, names[i]);
+	}
+	vars_push(&c->vars, var, sb.buf);
+	strbuf_release(&sb);
+}
+
+/* "cols IS NOT NULL AND NOT EXISTS (parent row)" for NEW, as add_foreign_key writes it. */
+static char *
+fk_missing_sql(enum db_backend b, const struct model_constraint *k)
+{
+	struct strbuf sb = STRBUF_INIT;
+	size_t i;
+
+	for (i = 0; i < k->n_columns; i++) {
+		strbuf_addstr(&sb, i ? " AND NEW." : "(NEW.");
+		db_quote_ident(b, &sb, k->columns[i]);
+		strbuf_addstr(&sb, " IS NOT NULL");
+	}
+	strbuf_addstr(&sb, ") AND NOT EXISTS (SELECT 1 FROM ");
+	db_quote_ident(b, &sb, k->ref_table);
+	strbuf_addstr(&sb, " WHERE ");
+	for (i = 0; i < k->n_columns; i++) {
+		if (i)
+			strbuf_addstr(&sb, " AND ");
+		db_quote_ident(b, &sb, k->ref_columns[i]);
+		strbuf_addstr(&sb, " = NEW.");
+		db_quote_ident(b, &sb, k->columns[i]);
+	}
+	strbuf_addch(&sb, ')');
+	return strbuf_detach(&sb);
+}
+
+/* 'ALTER TABLE "t" ADD CONSTRAINT "name" ' as a literal, for EXECUTE. */
+static void
+push_add_prefix(struct op_ctx *c, const char *var, const char *table, const char *name)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	strbuf_addstr(&sb, "ALTER TABLE ");
+	db_quote_ident(c->backend, &sb, table);
+	strbuf_addstr(&sb, " ADD CONSTRAINT ");
+	db_quote_ident(c->backend, &sb, name);
+	strbuf_addch(&sb, ' ');
+	push_literal(c, var, sb.buf);
+	strbuf_release(&sb);
+}
+
+/*
+ * Find the checks and foreign keys that use column from of t, refuse what
+ * cannot be carried, record in the model that they now use to (the same
+ * name for a type change), and set the operation's lists: ck_* per check,
+ * fk_* per foreign key, em_drop (SQLite triggers to drop while the columns
+ * trade places), fk_off/fk_on/fk_lock/fk_unlock (MariaDB, one element when
+ * there is a foreign key, else none).
+ */
+static int
+carry_constraints(struct op_ctx *c, struct model_table *t, const char *from, const char *to)
+{
+	static const char *const lists[] = {
+		"ck_name", "ck_name_literal", "ck_tmp", "ck_add_tmp", "ck_add", "ck_setting",
+		"ck_ins", "ck_upd", "ck_row", "ck_row_from", "ck_violation",
+		"fk_table", "fk_name", "fk_tmp", "fk_cols", "fk_ref", "fk_ref_cols", "fk_on_delete",
+		"fk_ins", "fk_upd", "fk_missing", "fk_violation",
+		"em_drop", "fk_off", "fk_on", "fk_lock", "fk_unlock", NULL
+	};
+	bool type_change = strcmp(from, to) == 0;
+	struct model_constraint **ks = NULL;
+	struct model_table **kt = NULL;
+	struct strbuf lock = STRBUF_INIT;
+	size_t n = 0, i, j, n_fk = 0;
+	int rc = 0;
+
+	for (i = 0; lists[i]; i++)
+		vars_list(&c->vars, lists[i]);
+	{
+		char *tmp = object_name(c, t->name, "tmp");
+		struct strbuf sb = STRBUF_INIT;
+
+		vars_set_ident(c, "tmp_col", tmp);
+		free(tmp);
+		db_quote_ident(c->backend, &sb, t->name);
+		tmp = quote_literal(c->backend, sb.buf);
+		strbuf_reset(&sb);
+		strbuf_addf(&sb, "%s::regclass", tmp);
+		vars_set(&c->vars, "table_regclass", sb.buf);
+		free(tmp);
+		strbuf_release(&sb);
+	}
+	for (i = 0; i < c->model->n_tables; i++) {
+		struct model_table *ot = &c->model->tables[i];
+
+		for (j = 0; j < ot->n_constraints; j++) {
+			struct model_constraint *k = &ot->constraints[j];
+
+			if (!model_constraint_uses(ot, k, t->name, from))
+				continue;
+			if (k->kind == MODEL_FOREIGN_KEY && type_change) {
+				rc = op_error(c, ynode_get(c->mop->args, "column"),
+					      "column '%s' of '%s' is in foreign key '%s' of '%s' "
+					      "(added at %s), whose two sides must keep matching "
+					      "types: drop the key (drop_constraint) in an earlier "
+					      "version and add it again after the change",
+					      from, t->name, k->name, ot->name, k->where);
+				goto out;
+			}
+			if (k->carried_in == c->mig->version) {
+				rc = op_error(c, NULL, "constraint '%s' of '%s' moves to a new column "
+					      "already in this migration: change its other column in a "
+					      "later version", k->name, ot->name);
+				goto out;
+			}
+			ks = xrealloc(ks, (n + 1) * sizeof(*ks));
+			kt = xrealloc(kt, (n + 1) * sizeof(*kt));
+			ks[n] = k;
+			kt[n++] = ot;
+		}
+	}
+	/* The check as it reads the old column, before the model moves it. */
+	for (i = 0; i < n; i++)
+		if (ks[i]->kind == MODEL_CHECK) {
+			char *row = check_on_row(c->backend, ks[i]);
+
+			vars_push(&c->vars, "ck_row_from", row);
+			free(row);
+		}
+	if (!type_change)
+		model_rename_column_refs(c->model, t->name, from, to);
+	for (i = 0; i < n; i++) {
+		struct model_constraint *k = ks[i];
+		char *tmp = object_name(c, k->name, k->kind == MODEL_CHECK ? "ck" : "fk");
+		char *msg = xasprintf("constraint %s violated", k->name);
+		const char *pre = k->kind == MODEL_CHECK ? "ck" : "fk";
+		char *var;
+
+		k->carried_in = c->mig->version;
+#define PUSH_IDENT(suffix, value) (var = xasprintf("%s_%s", pre, suffix), \
+				   push_ident(c, var, value), free(var))
+		PUSH_IDENT("name", k->name);
+		PUSH_IDENT("tmp", tmp);
+		PUSH_IDENT("ins", k->emul_ins);
+		PUSH_IDENT("upd", k->emul_upd);
+#undef PUSH_IDENT
+		var = xasprintf("%s_violation", pre);
+		push_literal(c, var, msg);
+		free(var);
+		if (k->emul_ins) {
+			push_ident(c, "em_drop", k->emul_ins);
+			push_ident(c, "em_drop", k->emul_upd);
+		}
+		if (k->kind == MODEL_CHECK) {
+			char *row = check_on_row(c->backend, k);
+			char *setting = xasprintf("dbphase.ck%zu", i);
+
+			push_literal(c, "ck_name_literal", k->name);
+			push_add_prefix(c, "ck_add_tmp", t->name, tmp);
+			push_add_prefix(c, "ck_add", t->name, k->name);
+			push_literal(c, "ck_setting", setting);
+			vars_push(&c->vars, "ck_row", row);
+			free(row);
+			free(setting);
+		} else {
+			char *missing = fk_missing_sql(c->backend, k);
+
+			push_ident(c, "fk_table", kt[i]->name);
+			push_columns(c, "fk_cols", k->columns, k->n_columns);
+			push_ident(c, "fk_ref", k->ref_table);
+			push_columns(c, "fk_ref_cols", k->ref_columns, k->n_columns);
+			vars_push(&c->vars, "fk_on_delete", k->on_delete);
+			vars_push(&c->vars, "fk_missing", missing);
+			free(missing);
+			/* MariaDB locks each table once. */
+			{
+				char *q = quote_ident(c->backend, kt[i]->name);
+				char *item = xasprintf("%s WRITE", q);
+
+				if (!lock.len || !strstr(lock.buf, item))
+					strbuf_addf(&lock, "%s%s", lock.len ? ", " : "", item);
+				free(q);
+				free(item);
+			}
+			n_fk++;
+		}
+		free(tmp);
+		free(msg);
+	}
+	if (n_fk > 0) {
+		char *q = quote_ident(c->backend, t->name);
+		char *item = xasprintf("%s WRITE", q);
+
+		if (!strstr(lock.buf, item))
+			strbuf_addf(&lock, ", %s", item);
+		vars_push(&c->vars, "fk_off", "0");
+		vars_push(&c->vars, "fk_on", "1");
+		vars_push(&c->vars, "fk_lock", lock.buf);
+		vars_push(&c->vars, "fk_unlock", "");
+		free(q);
+		free(item);
+	}
+out:
+	strbuf_release(&lock);
+	free(ks);
+	free(kt);
+	return rc;
+}
+
 /* Shadow-index lists for change_type: one entry per index on the column. */
 static void
 shadow_indexes(struct op_ctx *c, struct model_table *t, const char *column,
@@ -1165,6 +1505,7 @@ shadow_indexes(struct op_ctx *c, struct model_table *t, const char *column,
 	vars_list(&c->vars, "ix_shadow_columns");
 	vars_list(&c->vars, "ix_columns");
 	vars_list(&c->vars, "ix_unique");
+	vars_list(&c->vars, "uq_name");
 	for (i = 0; i < t->n_indexes; i++) {
 		struct model_index *ix = &t->indexes[i];
 		struct strbuf cols = STRBUF_INIT, orig = STRBUF_INIT;
@@ -1198,6 +1539,8 @@ shadow_indexes(struct op_ctx *c, struct model_table *t, const char *column,
 			vars_push(&c->vars, "ix_shadow_columns", cols.buf);
 			vars_push(&c->vars, "ix_columns", orig.buf);
 			vars_push(&c->vars, "ix_unique", ix->unique ? "UNIQUE " : "");
+			if (ix->constraint)
+				push_ident(c, "uq_name", ix->name);
 		}
 		strbuf_release(&cols);
 		strbuf_release(&orig);
@@ -1221,10 +1564,13 @@ op_rename_column(struct op_ctx *c)
 	struct strbuf swap_drop = STRBUF_INIT, swap_rename = STRBUF_INIT;
 	size_t i, j;
 	char *def;
+	int rc;
 
 	if (col->primary_key)
 		return op_error(c, ynode_get(c->mop->args, "from"),
 				"renaming primary key column '%s' is not supported online", from);
+	if ((rc = carry_constraints(c, t, from, to)) < 0)
+		return rc;
 	vars_set_object(c, "trigger_ins", t->name, "sync_i");
 	vars_set_object(c, "trigger_ins2", t->name, "sync_i2");
 	vars_set_object(c, "trigger_upd", t->name, "sync_u");
@@ -1287,6 +1633,7 @@ op_rename_column(struct op_ctx *c)
 	vars_list(&c->vars, "ix_new");
 	vars_list(&c->vars, "ix_new_columns");
 	vars_list(&c->vars, "ix_new_unique");
+	vars_list(&c->vars, "uq_name");
 	for (i = 0; i < t->n_indexes; i++) {
 		struct model_index *ix = &t->indexes[i];
 		struct strbuf cols = STRBUF_INIT;
@@ -1309,6 +1656,8 @@ op_rename_column(struct op_ctx *c)
 			vars_push(&c->vars, "ix_new", q);
 			vars_push(&c->vars, "ix_new_columns", cols.buf);
 			vars_push(&c->vars, "ix_new_unique", ix->unique ? "UNIQUE " : "");
+			if (ix->constraint)
+				vars_push(&c->vars, "uq_name", qo);
 			strbuf_addf(&swap_drop, "DROP INDEX %s, ", qo);
 			strbuf_addf(&swap_rename, ", RENAME INDEX %s TO %s", q, qo);
 			for (j = 0; j < ix->n_columns; j++)
@@ -1353,6 +1702,8 @@ op_change_type(struct op_ctx *c)
 			      "changing the type of primary key column '%s' is not supported online", name);
 		goto out;
 	}
+	if ((rc = carry_constraints(c, t, name, name)) < 0)
+		goto out;
 	vars_set_ident(c, "shadow", shadow);
 	vars_set(&c->vars, "shadow_name", shadow);	/* unquoted, for the rebuild */
 	vars_set_object(c, "check", t->name, "nn");
@@ -1576,26 +1927,46 @@ op_drop_index(struct op_ctx *c)
 	return 0;
 }
 
-/* Names of the triggers that stand in for a constraint on SQLite. */
+/*
+ * Names of the triggers that stand in for constraint of table where the
+ * backend cannot add it (MariaDB checks, SQLite checks and foreign keys):
+ * "<table>_<constraint>_dbp_i" and "_dbp_u", the start shortened with a
+ * hash when too long.  MariaDB's trigger names are per schema, so the
+ * table is part of the name.  k, when the model knows the constraint,
+ * gives the names its triggers were created with.
+ */
 static void
-set_emulation_names(struct op_ctx *c, const char *constraint)
+set_emulation_names(struct op_ctx *c, const char *table, const char *constraint,
+		    const struct model_constraint *k)
 {
-	char *ins = xasprintf("%.*s_dbp_i", NAME_MAX_LEN - 6, constraint);
-	char *upd = xasprintf("%.*s_dbp_u", NAME_MAX_LEN - 6, constraint);
-	char *chk = xasprintf("%.*s_dbp_c", NAME_MAX_LEN - 6, constraint);
+	char *joined = xasprintf("%s_%s", table, constraint);
+	char *base = name_fit(joined, NAME_MAX_LEN - 6);
+	char *key = xasprintf("constraint '%s' of table '%s'", constraint, table);
+	char *ins = k && k->emul_ins ? xstrdup(k->emul_ins) : xasprintf("%s_dbp_i", base);
+	char *upd = k && k->emul_upd ? xstrdup(k->emul_upd) : xasprintf("%s_dbp_u", base);
+	char *chk = xasprintf("%s_dbp_c", base);
 	char *msg = xasprintf("constraint %s violated", constraint);
 	char *lit = quote_literal(c->backend, msg);
 	char *old_msg = xasprintf("constraint %s violated by rows that exist", constraint);
 	char *old_lit = quote_literal(c->backend, old_msg);
 	char *old_ident = quote_ident(c->backend, old_msg);
 
+	if (k == NULL || k->emul_ins == NULL) {
+		claim_name(c, ins, key);
+		claim_name(c, upd, key);
+	}
 	vars_set_ident(c, "emul_ins", ins);
 	vars_set_ident(c, "emul_upd", upd);
 	vars_set_ident(c, "emul_chk", chk);
+	vars_set(&c->vars, "emul_ins_name", ins);
+	vars_set(&c->vars, "emul_upd_name", upd);
 	vars_set(&c->vars, "violation", lit);
 	/* The check of existing rows names the constraint in its error. */
 	vars_set(&c->vars, "violation_existing", old_lit);
 	vars_set(&c->vars, "violation_existing_ident", old_ident);
+	free(joined);
+	free(base);
+	free(key);
 	free(ins);
 	free(upd);
 	free(chk);
@@ -1606,22 +1977,79 @@ set_emulation_names(struct op_ctx *c, const char *constraint)
 	free(old_ident);
 }
 
+/*
+ * A new constraint's name must be free on its table: PostgreSQL would
+ * replace the other one (the steps drop a constraint of that name first),
+ * and its triggers elsewhere would be replaced.
+ */
+static int
+constraint_name_free(struct op_ctx *c, struct model_table *t, const char *name)
+{
+	const struct model_constraint *k = model_constraint(t, name);
+	struct model_table *it = NULL;
+
+	if (k)
+		return op_error(c, ynode_get(c->mop->args, "name"),
+				"constraint '%s' already exists on table '%s' (added at %s)",
+				name, t->name, k->where);
+	if (model_find_index(c->model, name, &it))
+		return op_error(c, ynode_get(c->mop->args, "name"),
+				"'%s' is already the name of an index or unique constraint of "
+				"table '%s'", name, it->name);
+	return 0;
+}
+
+/* Record the constraint the operation adds, with its triggers' names. */
+static struct model_constraint *
+record_constraint(struct op_ctx *c, struct model_table *t, enum model_constraint_kind kind)
+{
+	char *where = op_where(c);
+	struct model_constraint *k = model_add_constraint(t, arg_string(c, "name"), kind, where);
+
+	free(where);
+	k->emul_ins = xstrdup(vars_find(&c->vars, "emul_ins_name")->values[0]);
+	k->emul_upd = xstrdup(vars_find(&c->vars, "emul_upd_name")->values[0]);
+	return k;
+}
+
 static int
 op_add_unique(struct op_ctx *c)
 {
-	return model_index_from_args(c, true, "index or constraint");
+	int rc = model_index_from_args(c, true, "index or constraint");
+	struct model_table *t = NULL;
+	struct model_index *ix;
+
+	if (rc == 0 && (ix = model_find_index(c->model, arg_string(c, "name"), &t)))
+		ix->constraint = true;
+	return rc;
 }
 
 static int
 op_add_check(struct op_ctx *c)
 {
 	struct model_table *t = arg_table(c);
+	const char *name = arg_string(c, "name");
+	struct model_constraint *k;
 	struct strbuf sb = STRBUF_INIT;
+	size_t i;
+	int rc;
 
+	if ((rc = constraint_name_free(c, t, name)) < 0)
+		return rc;
 	expr_qualify(c->backend, vars_find(&c->vars, "check")->values[0], t, "NEW", &sb, NULL);
 	vars_set(&c->vars, "check_new", sb.buf);
 	strbuf_release(&sb);
-	set_emulation_names(c, arg_string(c, "name"));
+	set_emulation_names(c, t->name, name, NULL);
+	k = record_constraint(c, t, MODEL_CHECK);
+	k->check = xstrdup(vars_find(&c->vars, "check")->values[0]);
+	k->row_table = xstrdup(t->name);
+	k->n_row = t->n_columns;
+	k->row_names = xcalloc(t->n_columns ? t->n_columns : 1, sizeof(char *));
+	k->row_columns = xcalloc(t->n_columns ? t->n_columns : 1, sizeof(char *));
+	for (i = 0; i < t->n_columns; i++) {
+		k->row_names[i] = xstrdup(t->columns[i].name);
+		k->row_columns[i] = xstrdup(t->columns[i].name);
+	}
 	return 0;
 }
 
@@ -1643,6 +2071,8 @@ op_add_foreign_key(struct op_ctx *c)
 
 	if (rt == NULL)
 		return missing_table(c, ynode_get(c->mop->args, "references"), ref);
+	if ((rc = constraint_name_free(c, t, arg_string(c, "name"))) < 0)
+		return rc;
 	if (refs) {
 		if (refs->kind != YNODE_SEQ)
 			return op_error(c, refs, "'ref_columns' must be a list of column names");
@@ -1743,8 +2173,20 @@ op_add_foreign_key(struct op_ctx *c)
 			strbuf_addch(&list, toupper((unsigned char)*p));
 		vars_set(&c->vars, "on_delete_clause", list.buf);
 	}
-	set_emulation_names(c, arg_string(c, "name"));
-	(void)t;
+	set_emulation_names(c, t->name, arg_string(c, "name"), NULL);
+	{
+		struct model_constraint *k = record_constraint(c, t, MODEL_FOREIGN_KEY);
+
+		k->n_columns = n_refs;
+		k->columns = xcalloc(n_refs, sizeof(char *));
+		k->ref_columns = xcalloc(n_refs, sizeof(char *));
+		for (i = 0; i < n_refs; i++) {
+			k->columns[i] = xstrdup(cols->items[i]->scalar);
+			k->ref_columns[i] = xstrdup(ref_names[i]);
+		}
+		k->ref_table = xstrdup(ref);
+		k->on_delete = xstrdup(vars_find(&c->vars, "on_delete_clause")->values[0]);
+	}
 out:
 	free(ref_names);
 	strbuf_release(&list);
@@ -1756,11 +2198,13 @@ static int
 op_drop_constraint(struct op_ctx *c)
 {
 	const char *name = arg_string(c, "name");
+	struct model_table *t = arg_table(c);
 	struct model_table *it = NULL;
 
 	if (model_find_index(c->model, name, &it))
 		model_drop_index(it, name);
-	set_emulation_names(c, name);
+	set_emulation_names(c, t->name, name, model_constraint(t, name));
+	model_drop_constraint(t, name);
 	return 0;
 }
 
@@ -2512,6 +2956,10 @@ plan_migration(struct plan *plan, const struct repo *repo, const struct catalog 
 		if (j < sizeof(op_rules) / sizeof(op_rules[0]) &&
 		    (rc = op_rules[j].rule(&c)) < 0)
 			break;
+		if (c.clash) {
+			rc = op_error(&c, NULL, "%s", c.clash);
+			break;
+		}
 		rc = emit_steps(&c, buckets, 1u << PHASE_EXPAND | 1u << PHASE_MIGRATE);
 		later[n_later].cop = c.cop;
 		later[n_later].vars = c.vars;
@@ -2551,6 +2999,7 @@ plan_migration(struct plan *plan, const struct repo *repo, const struct catalog 
 		free(c.renamed[i].where);
 	}
 	free(c.renamed);
+	free(c.clash);
 	vars_release(&c.vars);
 	alloc = plan->n_steps;
 	for (ph = 0; ph < PHASE__COUNT; ph++) {

@@ -1882,3 +1882,312 @@ BACKEND_TEST(ops, one_release_with_every_shape)
 	db_table_info_release(&t);
 	ops_end(&f);
 }
+
+/* ---- constraints across later column changes ----------------------------- */
+
+/* Put a further version on disk (after version 2) and plan again. */
+static void
+ops_add_version(struct ops *f, const char *relpath, const char *text)
+{
+	test_write_file(f->dir, relpath, text);
+	state_release(&f->st);
+	plan_release(&f->plan);
+	catalog_release(&f->cat);
+	repo_release(&f->repo);
+	ops_load(f);
+}
+
+/* The check (PostgreSQL: validated) or the triggers that stand in for it. */
+static void
+expect_check_kept(struct ops *f, const char *table, const char *name, size_t emul_triggers)
+{
+	struct db_table_info t;
+
+	describe(f, table, &t);
+	if (f->backend == DB_BACKEND_POSTGRESQL) {
+		const struct db_constraint_info *k = find_constraint(&t, name);
+
+		cr_assert_not_null(k, "[%s] %s: no check %s on %s", bname(f), f->stage, name, table);
+		cr_assert(k->validated, "[%s] %s: %s is not validated", bname(f), f->stage, name);
+		expect_triggers(f, &t, 0);
+	} else {
+		expect_triggers(f, &t, emul_triggers);
+	}
+	db_table_info_release(&t);
+}
+
+/*
+ * add_check, then in a later version rename_column of its column, then in
+ * another change_type of it: the check holds after each contract, and old
+ * and new code's writes succeed in every phase.
+ */
+BACKEND_TEST(ops, check_follows_its_column_through_rename_and_type_change)
+{
+	struct writer w;
+	struct ops f;
+
+	ops_begin(&f, *backend,
+		  "operations:\n"
+		  "  - create_table:\n"
+		  "      name: items\n"
+		  "      columns:\n"
+		  "        - {name: id, type: integer, primary_key: true}\n"
+		  "        - {name: score, type: integer}\n"
+		  "        - {name: cap, type: bigint}\n"
+		  "  - add_check: {table: items, name: ck_items_score, check: \"score >= 0 AND score <= cap\"}\n",
+		  "operations:\n"
+		  "  - rename_column: {table: items, from: score, to: points}\n");
+	OLD(&f, "INSERT INTO items (id, score, cap) VALUES (1, 5, 10)");
+	app_fails(&f, "the check holds at version 1",
+		  "INSERT INTO items (id, score, cap) VALUES (2, -1, 10)");
+	EXPAND(&f);
+	OLD(&f, "INSERT INTO items (id, score, cap) VALUES (2, 6, 10)");
+	OLD(&f, "UPDATE items SET score = 7 WHERE id = 1");
+	app_fails(&f, "old code's bad write is refused",
+		  "INSERT INTO items (id, score, cap) VALUES (3, 11, 10)");
+	MIGRATE(&f);
+	OLD(&f, "INSERT INTO items (id, score, cap) VALUES (3, 3, 10)");
+	NEW(&f, "INSERT INTO items (id, points, cap) VALUES (4, 4, 10)");
+	NEW(&f, "UPDATE items SET points = 8 WHERE id = 2");
+	app_fails(&f, "old code's bad write is refused",
+		  "UPDATE items SET score = -3 WHERE id = 3");
+	app_fails(&f, "new code's bad write is refused",
+		  "INSERT INTO items (id, points, cap) VALUES (9, -1, 10)");
+	app_fails(&f, "new code's bad write is refused",
+		  "UPDATE items SET points = 12 WHERE id = 4");
+	writer_start(&f, &w, "INSERT INTO items (id, points, cap) VALUES (", 1000, ", 1, 5)", 0);
+	CONTRACT(&f);
+	writer_stop(&f, &w);
+	NEW(&f, "INSERT INTO items (id, points, cap) VALUES (5, 0, 10)");
+	NEW(&f, "UPDATE items SET points = 10 WHERE id = 1");
+	app_fails(&f, "the check holds on the renamed column",
+		  "INSERT INTO items (id, points, cap) VALUES (6, -1, 10)");
+	app_fails(&f, "the check holds on the renamed column",
+		  "UPDATE items SET points = 11 WHERE id = 1");
+	app_fails(&f, "the check holds on the other column it uses",
+		  "UPDATE items SET cap = 1 WHERE id = 1");
+	app_value(&f, "10", "SELECT points FROM items WHERE id = 1");
+	expect_check_kept(&f, "items", "ck_items_score", 2);
+
+	ops_add_version(&f, "versions/003_type.yaml",
+			"operations:\n"
+			"  - change_type: {table: items, column: points, to: bigint}\n");
+	ops_phase(&f, PHASE_EXPAND, 3);
+	NEW(&f, "INSERT INTO items (id, points, cap) VALUES (7, 7, 10)");
+	app_fails(&f, "the check holds while the type changes",
+		  "INSERT INTO items (id, points, cap) VALUES (8, -1, 10)");
+	ops_phase(&f, PHASE_MIGRATE, 3);
+	NEW(&f, "UPDATE items SET points = 2 WHERE id = 7");
+	ops_phase(&f, PHASE_CONTRACT, 3);
+	expect_clean(&f);
+	NEW(&f, "INSERT INTO items (id, points, cap) VALUES (8, 9, 5000000000)");
+	NEW(&f, "UPDATE items SET points = 4000000000 WHERE id = 8");
+	app_fails(&f, "the check holds on the new type",
+		  "INSERT INTO items (id, points, cap) VALUES (9, -1, 10)");
+	app_fails(&f, "the check holds on the new type",
+		  "UPDATE items SET points = 11 WHERE id = 1");
+	app_value(&f, "4000000000", "SELECT points FROM items WHERE id = 8");
+	expect_check_kept(&f, "items", "ck_items_score", 2);
+	ops_end(&f);
+}
+
+static const char keyed_v1[] =
+	"operations:\n"
+	"  - create_table:\n"
+	"      name: owners\n"
+	"      columns:\n"
+	"        - {name: id, type: integer, primary_key: true}\n"
+	"        - {name: code, type: \"varchar(10)\"}\n"
+	"  - add_unique: {table: owners, name: uq_owners_code, columns: [code]}\n"
+	"  - create_table:\n"
+	"      name: items\n"
+	"      columns:\n"
+	"        - {name: id, type: integer, primary_key: true}\n"
+	"        - {name: owner_code, type: \"varchar(10)\"}\n"
+	"  - add_index: {table: items, name: ix_items_owner, columns: [owner_code]}\n"
+	"  - add_foreign_key: {table: items, name: fk_items_owner, columns: [owner_code],"
+	" references: owners, ref_columns: [code]}\n";
+
+/* The foreign key (PostgreSQL, MariaDB: validated) or its triggers (SQLite). */
+static void
+expect_key_kept(struct ops *f, const char *columns)
+{
+	struct db_table_info t;
+
+	describe(f, "items", &t);
+	if (f->backend == DB_BACKEND_SQLITE) {
+		expect_triggers(f, &t, 2);
+	} else {
+		const struct db_constraint_info *k = find_constraint(&t, "fk_items_owner");
+
+		cr_assert_not_null(k, "[%s] %s: no fk_items_owner", bname(f), f->stage);
+		cr_assert_eq(k->kind, DB_CONSTRAINT_FOREIGN_KEY);
+		cr_assert(k->validated, "[%s] %s: fk_items_owner is not validated", bname(f),
+			  f->stage);
+		cr_assert(k->definition && strstr(k->definition, columns),
+			  "[%s] %s: fk_items_owner is %s, expected it on %s", bname(f), f->stage,
+			  k->definition, columns);
+		expect_triggers(f, &t, 0);
+	}
+	db_table_info_release(&t);
+}
+
+/*
+ * add_foreign_key, then rename_column of its column in a later version,
+ * then of the column it references in another: the key holds after each
+ * contract, and both versions' writes succeed in every phase.
+ */
+BACKEND_TEST(ops, foreign_key_follows_a_rename_of_either_side)
+{
+	struct db_table_info t;
+	struct ops f;
+
+	ops_begin(&f, *backend, keyed_v1,
+		  "operations:\n"
+		  "  - rename_column: {table: items, from: owner_code, to: owner}\n");
+	OLD(&f, "INSERT INTO owners (id, code) VALUES (1, 'a')");
+	OLD(&f, "INSERT INTO owners (id, code) VALUES (2, 'b')");
+	OLD(&f, "INSERT INTO items (id, owner_code) VALUES (1, 'a')");
+	EXPAND(&f);
+	OLD(&f, "INSERT INTO items (id, owner_code) VALUES (2, 'b')");
+	app_fails(&f, "the key holds", "INSERT INTO items (id, owner_code) VALUES (3, 'zz')");
+	MIGRATE(&f);
+	OLD(&f, "INSERT INTO items (id, owner_code) VALUES (3, 'a')");
+	NEW(&f, "INSERT INTO items (id, owner) VALUES (4, 'b')");
+	NEW(&f, "UPDATE items SET owner = 'a' WHERE id = 2");
+	app_fails(&f, "the key holds for new code",
+		  "INSERT INTO items (id, owner) VALUES (5, 'zz')");
+	CONTRACT(&f);
+	NEW(&f, "INSERT INTO items (id, owner) VALUES (5, 'a')");
+	NEW(&f, "INSERT INTO items (id, owner) VALUES (6, NULL)");
+	app_fails(&f, "the key holds on the renamed column",
+		  "INSERT INTO items (id, owner) VALUES (7, 'zz')");
+	app_fails(&f, "the key holds on the renamed column",
+		  "UPDATE items SET owner = 'zz' WHERE id = 1");
+	expect_key_kept(&f, "owner");
+
+	ops_add_version(&f, "versions/003_parent.yaml",
+			"operations:\n"
+			"  - rename_column: {table: owners, from: code, to: ref}\n");
+	ops_phase(&f, PHASE_EXPAND, 3);
+	OLD(&f, "INSERT INTO owners (id, code) VALUES (3, 'c')");
+	NEW(&f, "INSERT INTO items (id, owner) VALUES (7, 'c')");
+	ops_phase(&f, PHASE_MIGRATE, 3);
+	NEW(&f, "INSERT INTO owners (id, ref) VALUES (4, 'd')");
+	NEW(&f, "INSERT INTO items (id, owner) VALUES (8, 'd')");
+	OLD(&f, "INSERT INTO owners (id, code) VALUES (5, 'e')");
+	app_fails(&f, "the key holds while its parent column is renamed",
+		  "INSERT INTO items (id, owner) VALUES (9, 'zz')");
+	ops_phase(&f, PHASE_CONTRACT, 3);
+	expect_clean(&f);
+	NEW(&f, "INSERT INTO owners (id, ref) VALUES (6, 'f')");
+	NEW(&f, "INSERT INTO items (id, owner) VALUES (9, 'f')");
+	NEW(&f, "INSERT INTO items (id, owner) VALUES (10, 'e')");
+	app_fails(&f, "the key holds on the renamed parent column",
+		  "INSERT INTO items (id, owner) VALUES (11, 'zz')");
+	app_fails(&f, "the unique constraint holds on the renamed column",
+		  "INSERT INTO owners (id, ref) VALUES (7, 'a')");
+	app_value(&f, "10", "SELECT count(*) FROM items");
+	expect_key_kept(&f, "ref");
+	describe(&f, "owners", &t);
+	expect_index(&f, &t, "uq_owners_code", true, "ref");
+	if (f.backend != DB_BACKEND_SQLITE)
+		cr_assert_not_null(find_constraint(&t, "uq_owners_code"),
+				   "[%s] uq_owners_code is no longer a constraint", bname(&f));
+	db_table_info_release(&t);
+	ops_end(&f);
+}
+
+/* Checks with a 60-byte common prefix, and one check name on two tables. */
+BACKEND_TEST(ops, checks_that_share_names_do_not_replace_each_other)
+{
+	struct ops f;
+
+	ops_begin(&f, *backend,
+		  "operations:\n"
+		  "  - create_table:\n"
+		  "      name: items\n"
+		  "      columns:\n"
+		  "        - {name: id, type: integer, primary_key: true}\n"
+		  "        - {name: n, type: integer}\n"
+		  "  - create_table:\n"
+		  "      name: things\n"
+		  "      columns:\n"
+		  "        - {name: id, type: integer, primary_key: true}\n"
+		  "        - {name: n, type: integer}\n",
+		  "operations:\n"
+		  "  - add_check: {table: items, name: ck_positive, check: \"n >= 0\"}\n"
+		  "  - add_check: {table: things, name: ck_positive, check: \"n >= 0\"}\n"
+		  "  - add_check: {table: items, name: ck_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_1,"
+		  " check: \"n < 100\"}\n"
+		  "  - add_check: {table: items, name: ck_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_2,"
+		  " check: \"n <> 50\"}\n");
+	EXPAND(&f);
+	MIGRATE(&f);
+	CONTRACT(&f);
+	NEW(&f, "INSERT INTO items (id, n) VALUES (1, 1)");
+	NEW(&f, "INSERT INTO things (id, n) VALUES (1, 1)");
+	app_fails(&f, "ck_positive holds on items", "INSERT INTO items (id, n) VALUES (2, -1)");
+	app_fails(&f, "ck_positive holds on things", "INSERT INTO things (id, n) VALUES (2, -1)");
+	app_fails(&f, "the first long check holds", "INSERT INTO items (id, n) VALUES (2, 150)");
+	app_fails(&f, "the second long check holds", "INSERT INTO items (id, n) VALUES (2, 50)");
+	app_fails(&f, "ck_positive holds on items", "UPDATE items SET n = -1 WHERE id = 1");
+	app_fails(&f, "ck_positive holds on things", "UPDATE things SET n = -1 WHERE id = 1");
+	ops_end(&f);
+}
+
+/* The character that quotes an identifier on backend. */
+static char
+f_quote_char(enum db_backend backend)
+{
+	return backend == DB_BACKEND_MYSQL ? '`' : '"';
+}
+
+/* A table named with 30 two-byte characters through add_check, rename_column, change_type. */
+BACKEND_TEST(ops, long_unicode_table_name)
+{
+	static const char e30[] = "ééééééééééééééééééééééééééééé"
+				  "é";
+	char q = f_quote_char(*backend);
+	struct ops f;
+	char *v1, *v2, *sql;
+
+	v1 = xasprintf("operations:\n"
+		       "  - create_table:\n"
+		       "      name: %s\n"
+		       "      columns:\n"
+		       "        - {name: id, type: integer, primary_key: true}\n"
+		       "        - {name: n, type: integer}\n"
+		       "        - {name: m, type: integer}\n"
+		       "  - add_index: {table: %s, name: ix_%s, columns: [n]}\n"
+		       "  - add_check: {table: %s, name: ck_%s, check: \"n >= 0\"}\n",
+		       e30, e30, e30, e30, e30);
+	v2 = xasprintf("operations:\n"
+		       "  - rename_column: {table: %s, from: n, to: n2}\n"
+		       "  - change_type: {table: %s, column: m, to: bigint}\n", e30, e30);
+	ops_begin(&f, *backend, v1, v2);
+	sql = xasprintf("INSERT INTO %c%s%c (id, n, m) VALUES (1, 1, 1)", q, e30, q);
+	OLD(&f, sql);
+	free(sql);
+	EXPAND(&f);
+	sql = xasprintf("INSERT INTO %c%s%c (id, n, m) VALUES (2, 2, 2)", q, e30, q);
+	OLD(&f, sql);
+	free(sql);
+	MIGRATE(&f);
+	sql = xasprintf("INSERT INTO %c%s%c (id, n2, m) VALUES (3, 3, 3)", q, e30, q);
+	NEW(&f, sql);
+	free(sql);
+	CONTRACT(&f);
+	sql = xasprintf("INSERT INTO %c%s%c (id, n2, m) VALUES (4, 4, 5000000000)", q, e30, q);
+	NEW(&f, sql);
+	free(sql);
+	sql = xasprintf("INSERT INTO %c%s%c (id, n2, m) VALUES (5, -1, 1)", q, e30, q);
+	app_fails(&f, "the check holds", sql);
+	free(sql);
+	sql = xasprintf("SELECT count(*) FROM %c%s%c WHERE n2 IS NOT NULL", q, e30, q);
+	app_value(&f, "4", sql);
+	free(sql);
+	free(v1);
+	free(v2);
+	ops_end(&f);
+}

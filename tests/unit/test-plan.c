@@ -1419,3 +1419,283 @@ Test(plan, object_names_sort_in_operation_order)
 	plan_release(&plan);
 	strbuf_release(&v2);
 }
+
+/* ---- generated names ------------------------------------------------------ */
+
+/* Every name after "CREATE TRIGGER " in the plan, once each; a name twice fails. */
+static void
+expect_distinct_triggers(const struct plan *plan)
+{
+	char **seen = NULL;
+	size_t n_seen = 0, i, j, k;
+
+	for (i = 0; i < plan->n_steps; i++) {
+		const struct plan_step *s = &plan->steps[i];
+
+		for (j = 0; j < s->n_sql; j++) {
+			const char *p = strstr(s->sql[j], "CREATE TRIGGER ");
+			const char *end;
+			char *name;
+
+			if (p == NULL)
+				continue;
+			p += strlen("CREATE TRIGGER ");
+			end = strchr(p, ' ');
+			name = xstrndup(p, (size_t)(end - p));
+			for (k = 0; k < n_seen; k++)
+				cr_assert_str_neq(seen[k], name, "[%s] trigger %s is created twice",
+						  bname(plan->backend), name);
+			seen = xrealloc(seen, (n_seen + 1) * sizeof(char *));
+			seen[n_seen++] = name;
+		}
+	}
+	cr_assert_geq(n_seen, 4, "[%s] only %zu triggers", bname(plan->backend), n_seen);
+	for (k = 0; k < n_seen; k++)
+		free(seen[k]);
+	free(seen);
+}
+
+/* Checks whose names share 60 bytes, and one check name on two tables: four triggers each. */
+Test(plan, constraint_triggers_have_distinct_names)
+{
+	struct plan plan;
+
+	write_versions("operations:\n"
+		       "  - create_table:\n"
+		       "      name: items\n"
+		       "      columns:\n"
+		       "        - {name: id, type: integer, primary_key: true}\n"
+		       "        - {name: n, type: integer}\n"
+		       "  - create_table:\n"
+		       "      name: things\n"
+		       "      columns:\n"
+		       "        - {name: id, type: integer, primary_key: true}\n"
+		       "        - {name: n, type: integer}\n",
+		       "operations:\n"
+		       "  - add_check: {table: items, name: ck_positive, check: \"n >= 0\"}\n"
+		       "  - add_check: {table: things, name: ck_positive, check: \"n >= 0\"}\n"
+		       "  - add_check: {table: items, name: ck_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_1,"
+		       " check: \"n < 100\"}\n"
+		       "  - add_check: {table: items, name: ck_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_2,"
+		       " check: \"n < 200\"}\n");
+	build_ok(DB_BACKEND_MYSQL, &plan);
+	expect_distinct_triggers(&plan);
+	plan_release(&plan);
+	build_ok(DB_BACKEND_SQLITE, &plan);
+	expect_distinct_triggers(&plan);
+	plan_release(&plan);
+}
+
+Test(plan, refuses_generated_names_that_clash)
+{
+	write_versions("operations:\n"
+		       "  - create_table:\n"
+		       "      name: a_b\n"
+		       "      columns:\n"
+		       "        - {name: id, type: integer, primary_key: true}\n"
+		       "  - create_table:\n"
+		       "      name: a\n"
+		       "      columns:\n"
+		       "        - {name: id, type: integer, primary_key: true}\n"
+		       "  - add_check: {table: a_b, name: c, check: \"id > 0\"}\n"
+		       "  - add_check: {table: a, name: b_c, check: \"id > 0\"}\n",
+		       NULL);
+	build_fails("%D/versions/001_old.yaml:11:5: add_check: the name 'a_b_c_dbp_i' that "
+		    "dbphase makes for constraint 'b_c' of table 'a' is already the name it made "
+		    "for another object at %D/versions/001_old.yaml:10:5; rename one of them");
+}
+
+Test(plan, refuses_a_constraint_name_taken_on_its_table)
+{
+	write_versions(golden_v1,
+		       "operations:\n"
+		       "  - add_check: {table: items, name: ck_n, check: \"n >= 0\"}\n"
+		       "  - add_check: {table: items, name: ck_n, check: \"n < 10\"}\n");
+	build_fails("%D/versions/002_new.yaml:3:37: add_check: constraint 'ck_n' already exists "
+		    "on table 'items' (added at %D/versions/002_new.yaml:2:5)");
+}
+
+/* Whether s is well-formed UTF-8. */
+static bool
+valid_utf8(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		int n = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2 :
+			(*p & 0xF8) == 0xF0 ? 3 : -1;
+
+		if (n < 0)
+			return false;
+		for (p++; n > 0; n--, p++)
+			if ((*p & 0xC0) != 0x80)
+				return false;
+	}
+	return true;
+}
+
+/* A long unicode table name: the names made from it are cut between characters. */
+Test(plan, generated_names_are_cut_between_characters)
+{
+	static const char e30[] = "ééééééééééééééééééééééééééééé"
+				  "é";	/* 30 x U+00E9, 60 bytes */
+	struct strbuf v1 = STRBUF_INIT, v2 = STRBUF_INIT;
+	size_t i, j;
+	int b;
+
+	strbuf_addf(&v1, "operations:\n"
+		    "  - create_table:\n"
+		    "      name: %s\n"
+		    "      columns:\n"
+		    "        - {name: id, type: integer, primary_key: true}\n"
+		    "        - {name: n, type: integer}\n"
+		    "        - {name: m, type: integer}\n"
+		    "  - add_check: {table: %s, name: ck_%s, check: \"n >= 0\"}\n"
+		    "  - add_index: {table: %s, name: ix_%s, columns: [n]}\n",
+		    e30, e30, e30, e30, e30);
+	strbuf_addf(&v2, "operations:\n"
+		    "  - rename_column: {table: %s, from: n, to: n2}\n"
+		    "  - change_type: {table: %s, column: m, to: bigint}\n", e30, e30);
+	cr_assert_eq(strlen(e30), 60);
+	write_versions(v1.buf, v2.buf);
+	for (b = 0; b < DB_BACKEND__COUNT; b++) {
+		struct plan plan;
+
+		build_ok((enum db_backend)b, &plan);
+		for (i = 0; i < plan.n_steps; i++)
+			for (j = 0; j < plan.steps[i].n_sql; j++)
+				cr_assert(valid_utf8(plan.steps[i].sql[j]),
+					  "[%s] v%lld.%s.%d is not valid UTF-8:\n%s",
+					  bname((enum db_backend)b), (long long)plan.steps[i].version,
+					  phase_name(plan.steps[i].phase), plan.steps[i].seq,
+					  plan.steps[i].sql[j]);
+		plan_release(&plan);
+	}
+	strbuf_release(&v1);
+	strbuf_release(&v2);
+}
+
+/* ---- constraints across later column changes ----------------------------- */
+
+static const char keyed_v1[] =
+	"operations:\n"
+	"  - create_table:\n"
+	"      name: owners\n"
+	"      columns:\n"
+	"        - {name: id, type: integer, primary_key: true}\n"
+	"  - create_table:\n"
+	"      name: items\n"
+	"      columns:\n"
+	"        - {name: id, type: integer, primary_key: true}\n"
+	"        - {name: owner_id, type: integer}\n"
+	"        - {name: score, type: integer}\n"
+	"  - add_foreign_key: {table: items, name: fk_items_owner, columns: [owner_id],"
+	" references: owners}\n"
+	"  - add_check: {table: items, name: ck_items_score, check: \"score >= 0\"}\n";
+
+/* All the plan's statements of version 2, in order, for searching. */
+static char *
+version_text(const struct plan *plan, int64_t version)
+{
+	struct strbuf sb = STRBUF_INIT;
+	size_t i;
+
+	for (i = 0; i < plan->n_steps; i++)
+		if (plan->steps[i].version == version) {
+			char *t = step_text(&plan->steps[i]);
+
+			strbuf_addf(&sb, "-- %s\n%s", phase_name(plan->steps[i].phase), t);
+			free(t);
+		}
+	return strbuf_detach(&sb);
+}
+
+static void
+expect_in(const char *text, enum db_backend b, const char *want)
+{
+	cr_assert(strstr(text, want), "[%s] the plan lacks\n  %s\nin\n%s", bname(b), want, text);
+}
+
+Test(plan, rename_column_carries_checks_and_foreign_keys)
+{
+	struct plan plan;
+	char *text;
+
+	write_versions(keyed_v1,
+		       "operations:\n"
+		       "  - rename_column: {table: items, from: score, to: points}\n"
+		       "  - rename_column: {table: items, from: owner_id, to: owner}\n");
+	build_ok(DB_BACKEND_POSTGRESQL, &plan);
+	text = version_text(&plan, 2);
+	expect_in(text, plan.backend, "EXECUTE 'ALTER TABLE \"items\" ADD CONSTRAINT "
+		  "\"dbp_v002_01_ck_items_score_ck\" ' || d || ' NOT VALID';");
+	expect_in(text, plan.backend, "ALTER TABLE \"items\" VALIDATE CONSTRAINT "
+		  "\"dbp_v002_01_ck_items_score_ck\";\n");
+	expect_in(text, plan.backend, "ALTER TABLE \"items\" ADD CONSTRAINT "
+		  "\"dbp_v002_02_fk_items_owner_fk\" FOREIGN KEY (\"owner\") REFERENCES "
+		  "\"owners\" (\"id\") NOT VALID;\n");
+	expect_in(text, plan.backend, "ALTER TABLE \"items\" RENAME CONSTRAINT "
+		  "\"dbp_v002_02_fk_items_owner_fk\" TO \"fk_items_owner\";\n");
+	free(text);
+	plan_release(&plan);
+	build_ok(DB_BACKEND_MYSQL, &plan);
+	text = version_text(&plan, 2);
+	expect_in(text, plan.backend, "CREATE OR REPLACE TRIGGER `items_ck_items_score_dbp_i` "
+		  "BEFORE INSERT ON `items` FOR EACH ROW IF NOT ((SELECT (score >= 0) FROM "
+		  "(SELECT NEW.`points` AS `score`) AS `items`)) THEN");
+	expect_in(text, plan.backend, "ALTER TABLE `items` DROP FOREIGN KEY IF EXISTS "
+		  "`fk_items_owner`;\n");
+	expect_in(text, plan.backend, "ALTER TABLE `items` ADD CONSTRAINT `fk_items_owner` "
+		  "FOREIGN KEY IF NOT EXISTS (`owner`) REFERENCES `owners` (`id`);\n");
+	free(text);
+	plan_release(&plan);
+	build_ok(DB_BACKEND_SQLITE, &plan);
+	text = version_text(&plan, 2);
+	expect_in(text, plan.backend, "DROP TRIGGER IF EXISTS \"items_ck_items_score_dbp_i\";\n"
+		  "DROP TRIGGER IF EXISTS \"items_ck_items_score_dbp_u\";\n"
+		  "ALTER TABLE \"items\" DROP COLUMN \"score\";\n");
+	expect_in(text, plan.backend, "CREATE TRIGGER \"items_fk_items_owner_dbp_i\" BEFORE "
+		  "INSERT ON \"items\" FOR EACH ROW WHEN (NEW.\"owner\" IS NOT NULL) AND NOT EXISTS "
+		  "(SELECT 1 FROM \"owners\" WHERE \"id\" = NEW.\"owner\")");
+	free(text);
+	plan_release(&plan);
+}
+
+Test(plan, change_type_carries_checks)
+{
+	struct plan plan;
+	char *text;
+
+	write_versions(keyed_v1,
+		       "operations:\n"
+		       "  - change_type: {table: items, column: score, to: bigint}\n");
+	build_ok(DB_BACKEND_POSTGRESQL, &plan);
+	text = version_text(&plan, 2);
+	expect_in(text, plan.backend, "ALTER TABLE \"items\" DROP CONSTRAINT IF EXISTS "
+		  "\"ck_items_score\";\nALTER TABLE \"items\" DROP COLUMN \"score\";\n");
+	expect_in(text, plan.backend, "EXECUTE 'ALTER TABLE \"items\" ADD CONSTRAINT "
+		  "\"ck_items_score\" ' || regexp_replace(current_setting('dbphase.ck0')");
+	expect_in(text, plan.backend, "ALTER TABLE \"items\" VALIDATE CONSTRAINT "
+		  "\"ck_items_score\";\n");
+	free(text);
+	plan_release(&plan);
+	build_ok(DB_BACKEND_SQLITE, &plan);
+	text = version_text(&plan, 2);
+	expect_in(text, plan.backend, "CREATE TRIGGER \"items_ck_items_score_dbp_u\" BEFORE "
+		  "UPDATE ON \"items\" FOR EACH ROW WHEN NOT ((SELECT (score >= 0) FROM "
+		  "(SELECT NEW.\"score\" AS \"score\") AS \"items\"))");
+	free(text);
+	plan_release(&plan);
+}
+
+Test(plan, refuses_a_type_change_of_a_foreign_key_column)
+{
+	write_versions(keyed_v1,
+		       "operations:\n"
+		       "  - change_type: {table: items, column: owner_id, to: bigint}\n");
+	build_fails("%D/versions/002_new.yaml:2:41: change_type: column 'owner_id' of 'items' "
+		    "is in foreign key 'fk_items_owner' of 'items' (added at "
+		    "%D/versions/001_old.yaml:12:5), whose two sides must keep matching types: "
+		    "drop the key (drop_constraint) in an earlier version and add it again after "
+		    "the change");
+}
