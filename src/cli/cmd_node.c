@@ -2,6 +2,10 @@
  * cli/cmd_node.c - `dbphase node`: application nodes say which schema
  * version their code needs, and keep saying it; contract waits for them.
  * A node is live while its last heartbeat is younger than node_ttl_s.
+ * Only register creates dbphase's tables; heartbeat, retire and list on a
+ * database without them find no node and create nothing.  A node whose
+ * code needs a version below the contracted one is refused (exit 5)
+ * unless --force, which is loud and recorded in the history.
  */
 #include "config.h"
 
@@ -11,6 +15,67 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/xmalloc.h"
+
+/* Register a node, refusing code older than the contracted schema unless forced. */
+static int
+node_register(struct cli *cli, const char *name, int64_t version, bool force)
+{
+	struct state_versions v;
+	char *warning = NULL, *row = NULL;
+	int rc;
+
+	if ((rc = state_read(&cli->st, &v, &cli->err)) < 0)
+		return rc;
+	if (version < v.contract && !force)
+		return err_setf(&cli->err, DBPHASE_EREFUSED,
+				"node '%s' refused: its code needs schema version %lld, but version "
+				"%lld is contracted, so what that code needs is gone; deploy code "
+				"that needs version %lld or later, or register with --force", name,
+				(long long)version, (long long)v.contract, (long long)v.contract);
+	if ((rc = state_node_register(&cli->st, name, version, &cli->err)) < 0)
+		return rc;
+	if (version < v.contract) {
+		warning = xasprintf("--force: node '%s' registered for schema version %lld, but "
+				    "version %lld is contracted: what its code needs is gone",
+				    name, (long long)version, (long long)v.contract);
+		fprintf(stderr, "dbphase: warning: %s\n", warning);
+		row = state_versions_text(&v);
+		rc = state_history_add(&cli->st, "node register --force", row, row, "ok (forced)",
+				       0, warning, &cli->err);
+		if (rc < 0)
+			err_prefixf(&cli->err, "node '%s' is registered, but the override was not "
+				    "recorded in dbphase_history", name);
+	}
+	if (rc == 0 && cli->format == CLI_TEXT)
+		printf("node '%s' registered: needs schema version %lld\n", name,
+		       (long long)version);
+	free(warning);
+	free(row);
+	return rc;
+}
+
+/* After a heartbeat: say so when the node's code needs a contracted-away schema. */
+static int
+node_warn_if_behind(struct cli *cli, const char *name)
+{
+	struct state_versions v;
+	struct state_node *nodes;
+	size_t n, i;
+	int rc;
+
+	if ((rc = state_read(&cli->st, &v, &cli->err)) < 0 || v.contract == 0)
+		return rc;
+	if ((rc = state_node_list(&cli->st, &nodes, &n, &cli->err)) < 0)
+		return rc;
+	for (i = 0; i < n; i++)
+		if (strcmp(nodes[i].name, name) == 0 && nodes[i].schema_version < v.contract)
+			fprintf(stderr, "dbphase: warning: node '%s' needs schema version %lld, but "
+				"version %lld is contracted: what its code needs is gone\n", name,
+				(long long)nodes[i].schema_version, (long long)v.contract);
+	state_nodes_free(nodes, n);
+	return 0;
+}
 
 int
 cmd_node(struct cli *cli, int argc, char **argv)
@@ -18,10 +83,12 @@ cmd_node(struct cli *cli, int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "schema-version", required_argument, NULL, 's' },
+		{ "force", no_argument, NULL, 'f' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *sub, *name = NULL, *schema = NULL;
 	int64_t version = 0;
+	bool force = false;
 	int c, rc;
 
 	if (argc < 2)
@@ -36,6 +103,9 @@ cmd_node(struct cli *cli, int argc, char **argv)
 			break;
 		case 's':
 			schema = optarg;
+			break;
+		case 'f':
+			force = true;
 			break;
 		case ':':
 			return cli_usage_error(cli, "option '%s' needs a value", argv[optind - 1]);
@@ -57,7 +127,11 @@ cmd_node(struct cli *cli, int argc, char **argv)
 		return cli_usage_error(cli, "unknown node subcommand '%s'; expected register, "
 				       "heartbeat, retire or list", sub);
 	}
-	if ((rc = cli_open_state(cli)) < 0 || (rc = state_ensure_tables(&cli->st, &cli->err)) < 0)
+	if (force && strcmp(sub, "register") != 0)
+		return cli_usage_error(cli, "--force goes with node register only");
+	if ((rc = cli_open_state(cli)) < 0)
+		return rc;
+	if (strcmp(sub, "register") == 0 && (rc = state_ensure_tables(&cli->st, &cli->err)) < 0)
 		return rc;
 	/*
 	 * A changed migration file stops every schema change, and a listing.
@@ -73,12 +147,10 @@ cmd_node(struct cli *cli, int argc, char **argv)
 		rc = 0;
 	}
 	if (strcmp(sub, "register") == 0) {
-		rc = state_node_register(&cli->st, name, version, &cli->err);
-		if (rc == 0 && cli->format == CLI_TEXT)
-			printf("node '%s' registered: needs schema version %lld\n", name,
-			       (long long)version);
+		rc = node_register(cli, name, version, force);
 	} else if (strcmp(sub, "heartbeat") == 0) {
-		rc = state_node_heartbeat(&cli->st, name, &cli->err);
+		if ((rc = state_node_heartbeat(&cli->st, name, &cli->err)) == 0)
+			rc = node_warn_if_behind(cli, name);
 	} else if (strcmp(sub, "retire") == 0) {
 		rc = state_node_retire(&cli->st, name, &cli->err);
 		if (rc == 0 && cli->format == CLI_TEXT)

@@ -24,7 +24,8 @@ const struct cli_command cli_commands[] = {
 	  "                live node runs old code)\n"
 	  "  --check       say what is next: exit 0 up to date, 2 expand needed,\n"
 	  "                3 migrate needed, 4 contract needed\n"
-	  "  --force       contract even though live nodes need an older schema\n"
+	  "  --force       contract even though live nodes need an older schema, or\n"
+	  "                nodes seen within 300 s when node_ttl_s is shorter\n"
 	  "  with no phase flag, all three phases run in order (offline upgrade)\n",
 	  cmd_db_sync },
 	{ "upgrade", "db upgrade|database upgrade", "[VERSION | --revision VERSION]",
@@ -72,9 +73,10 @@ const struct cli_command cli_commands[] = {
 	  "check recorded checksums against the migration files",
 	  "  --repair      record the files' current checksums on purpose\n",
 	  cmd_validate },
-	{ "node", "", "register|heartbeat|retire|list [--name NAME] [--schema-version N]",
+	{ "node", "", "register|heartbeat|retire|list [--name NAME] [--schema-version N] [--force]",
 	  "the registry of application nodes and the schema version their code needs",
-	  "  register --name NAME --schema-version N\n"
+	  "  register --name NAME --schema-version N [--force]\n"
+	  "                refused (exit 5) below the contracted version unless --force\n"
 	  "  heartbeat --name NAME\n"
 	  "  retire --name NAME\n"
 	  "  list\n",

@@ -22,7 +22,7 @@ machine_opts_init(struct machine_opts *o)
 	memset(o, 0, sizeof(*o));
 	exec_opts_init(&o->exec);
 	o->lock_wait_s = 300;
-	o->node_ttl_s = 300;
+	o->node_ttl_s = MACHINE_NODE_GONE_S;
 	o->command = "db_sync";
 }
 
@@ -398,42 +398,140 @@ run_backfills(struct state *st, const struct plan *plan, size_t first, size_t n,
 	return rc;
 }
 
-static int
-record_history(struct state *st, const struct machine_opts *o, const struct state_versions *from,
-	       const struct state_versions *to, const char *result, double seconds,
-	       const char *detail)
-{
-	struct dbphase_error err = DBPHASE_ERROR_INIT;
-	char *f = state_versions_text(from), *t = state_versions_text(to);
-	int rc = state_history_add(st, o->command, f, t, result, seconds, detail, &err);
+/*
+ * A transition, from open_transition to close_transition, runs under the
+ * repository's cluster lock:
+ *
+ *   lock -> tables, row, checksums -> the work -> [row +] history -> unlock
+ *
+ * The history row of every transition that did something or was refused
+ * is written by close_transition and checked: a transition whose row
+ * cannot be recorded fails.  Where the transition's last change is still
+ * pending (the row reaching its target, a stamp, a repair), that change
+ * commits in one transaction with the history row, so that no change of
+ * the row is ever without its history, whatever dies when.
+ */
+struct transition {
+	struct state *st;
+	const struct machine_opts *o;
+	struct state_versions before;	/* the row when the lock was taken */
+	struct state_versions v;	/* the row as the transition leaves it */
+	bool pending;			/* v is still to be written, with the history */
+	double started;
+};
 
-	free(f);
-	free(t);
-	err_release(&err);
+/*
+ * The start of every transition: the cluster lock, dbphase's tables, the
+ * row read again (another caller may have moved it while we waited), and,
+ * with verify, the applied files checked against their checksums.
+ */
+static int
+open_transition(struct transition *t, struct state *st, const struct repo *repo,
+		const struct machine_opts *o, bool verify, struct dbphase_error *err)
+{
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	t->st = st;
+	t->o = o;
+	t->started = now_s();
+	if ((rc = state_lock(st, o->lock_wait_s, err)) < 0)
+		return rc;
+	if ((rc = state_ensure_tables(st, err)) < 0 || (rc = state_read(st, &t->v, err)) < 0 ||
+	    (verify && (rc = machine_verify(st, repo, &t->v, err)) < 0)) {
+		state_unlock(st);
+		return rc;
+	}
+	t->before = t->v;
+	return 0;
+}
+
+/*
+ * The end of every transition.  rc is its outcome (err holds the message
+ * when rc < 0); result is what the history says ("ok", "refused", ...),
+ * NULL when nothing happened that needs a record.  A transaction the
+ * transition left open commits with the history row, or rolls back when
+ * rc < 0.  Returns rc, or the failure to record when rc was 0; a failure
+ * to record an error is added to its message.  The lock is released.
+ */
+static int
+close_transition(struct transition *t, int rc, const char *result, const char *detail,
+		 struct dbphase_error *err)
+{
+	struct db_conn *conn = t->st->conn;
+	struct dbphase_error herr = DBPHASE_ERROR_INIT;
+	char *from = NULL, *to = NULL, *msg;
+	bool undone = t->pending || conn->in_transaction;
+	int hrc = 0;
+
+	if (rc < 0 && conn->in_transaction)
+		conn->drv->rollback(conn, &(struct dbphase_error)DBPHASE_ERROR_INIT);
+	if (result != NULL) {
+		from = state_versions_text(&t->before);
+		to = state_versions_text(&t->v);
+		if (!conn->in_transaction)
+			hrc = conn->drv->begin(conn, &herr);
+		if (hrc == 0 && rc == 0 && t->pending)
+			hrc = state_write(t->st, &t->v, &herr);
+		if (hrc == 0)
+			hrc = state_history_add(t->st, t->o->command, from, to, result,
+						now_s() - t->started, detail, &herr);
+	}
+	if (conn->in_transaction && hrc == 0)
+		hrc = conn->drv->commit(conn, &herr);
+	if (hrc < 0 && conn->in_transaction)
+		conn->drv->rollback(conn, &(struct dbphase_error)DBPHASE_ERROR_INIT);
+	if (hrc < 0 && rc == 0) {
+		rc = err_setf(err, herr.code, "%s (%s -> %s) was not recorded in dbphase_history, "
+			      "so %s: %s", t->o->command, from, to, undone ?
+			      "it did not take effect; run it again" :
+			      "its effect is in the database but not in the history", herr.message);
+		err->retryable = herr.retryable;
+	} else if (hrc < 0) {
+		msg = xstrdup(err->message ? err->message : "");
+		err_setf(err, rc, "%s (and this %s was not recorded in dbphase_history: %s)", msg,
+			 result, herr.message);
+		free(msg);
+	}
+	free(from);
+	free(to);
+	err_release(&herr);
+	state_unlock(t->st);
 	return rc;
 }
 
 /*
- * Contract gate: live nodes that still need a version below target.  With
- * --force they are named in a warning and in *forced (for the history).
+ * Contract gate: nodes that still need a version below target and sent a
+ * heartbeat within node_ttl_s (live), or within MACHINE_NODE_GONE_S when
+ * node_ttl_s is shorter (recent: a short TTL is no quiet way past the
+ * gate).  With --force they are named in a warning and in *forced (for
+ * the history).
  */
 static int
 check_nodes(struct state *st, int64_t target, const struct machine_opts *o, char **forced,
 	    struct dbphase_error *err)
 {
 	struct state_node *nodes;
-	struct strbuf names = STRBUF_INIT;
-	size_t n, i, blocking = 0;
+	struct strbuf live = STRBUF_INIT, recent = STRBUF_INIT, why = STRBUF_INIT;
+	int gone_s = o->node_ttl_s > MACHINE_NODE_GONE_S ? o->node_ttl_s : MACHINE_NODE_GONE_S;
+	size_t n, i, blocking = 0, n_recent = 0;
 	int rc = state_node_list(st, &nodes, &n, err);
 
 	if (rc < 0)
 		return rc;
 	for (i = 0; i < n; i++) {
-		if (nodes[i].age_s > o->node_ttl_s || nodes[i].schema_version >= target)
+		bool is_live = nodes[i].age_s <= o->node_ttl_s;
+		struct strbuf *sb = is_live ? &live : &recent;
+
+		if (nodes[i].age_s > gone_s || nodes[i].schema_version >= target)
 			continue;
-		strbuf_addf(&names, "%s'%s' (needs version %lld, heartbeat %llds ago)",
-			    blocking++ ? ", " : "", nodes[i].name,
+		strbuf_addf(sb, "%s'%s' (needs version %lld, heartbeat %llds ago)",
+			    sb->len ? ", " : "", nodes[i].name,
 			    (long long)nodes[i].schema_version, (long long)nodes[i].age_s);
+		if (is_live)
+			blocking++;
+		else
+			n_recent++;
 	}
 	if (blocking > 0 && !o->force) {
 		rc = err_setf(err, DBPHASE_EREFUSED,
@@ -441,17 +539,33 @@ check_nodes(struct state *st, int64_t target, const struct machine_opts *o, char
 			      "an older schema: %s; upgrade or retire %s first (dbphase node retire), "
 			      "or wait until %s heartbeat is older than %d s (node_ttl_s)",
 			      (long long)target, blocking, blocking == 1 ? "" : "s",
-			      blocking == 1 ? "s" : "", names.buf, blocking == 1 ? "it" : "them",
+			      blocking == 1 ? "s" : "", live.buf, blocking == 1 ? "it" : "them",
 			      blocking == 1 ? "its" : "their", o->node_ttl_s);
-	} else if (blocking > 0) {
+	} else if (n_recent > 0 && !o->force) {
+		rc = err_setf(err, DBPHASE_EREFUSED,
+			      "contract to %lld refused: node%s %s may still be running: node_ttl_s "
+			      "is %d s, but a node counts as gone only %d s after its last heartbeat "
+			      "unless --force is given; retire %s (dbphase node retire) if %s gone",
+			      (long long)target, n_recent == 1 ? "" : "s", recent.buf, o->node_ttl_s,
+			      MACHINE_NODE_GONE_S, n_recent == 1 ? "it" : "them",
+			      n_recent == 1 ? "it is" : "they are");
+	} else if (blocking + n_recent > 0) {
 		struct machine_event ev = { .kind = MACHINE_WARNING, .phase = PHASE_CONTRACT };
 
-		*forced = xasprintf("--force: contracted to %lld although live nodes need an "
-				    "older schema: %s", (long long)target, names.buf);
+		if (blocking > 0)
+			strbuf_addf(&why, "live nodes need an older schema: %s", live.buf);
+		if (n_recent > 0)
+			strbuf_addf(&why, "%snode%s %s may still be running (node_ttl_s %d s)",
+				    blocking ? "; and " : "", n_recent == 1 ? "" : "s", recent.buf,
+				    o->node_ttl_s);
+		*forced = xasprintf("--force: contracted to %lld although %s", (long long)target,
+				    why.buf);
 		ev.message = *forced;
 		emit(o, &ev);
 	}
-	strbuf_release(&names);
+	strbuf_release(&live);
+	strbuf_release(&recent);
+	strbuf_release(&why);
 	state_nodes_free(nodes, n);
 	return rc;
 }
@@ -507,11 +621,18 @@ put_checksum(struct state *st, const struct migration *m, struct dbphase_error *
 	return rc;
 }
 
+/*
+ * Run phase's steps of each version up to target, moving the row one
+ * version at a time; the move to target itself is left to t's close,
+ * which commits it with the history row.
+ */
 static int
-run_versions(struct state *st, const struct repo *repo, const struct plan *plan,
-	     enum phase phase, int64_t target, struct state_versions *v,
-	     const struct machine_opts *o, bool *interrupted, struct dbphase_error *err)
+run_versions(struct transition *t, const struct repo *repo, const struct plan *plan,
+	     enum phase phase, int64_t target, bool *interrupted, struct dbphase_error *err)
 {
+	struct state *st = t->st;
+	struct state_versions *v = &t->v;
+	const struct machine_opts *o = t->o;
 	int64_t ver;
 	size_t i;
 	int rc = 0;
@@ -554,6 +675,10 @@ run_versions(struct state *st, const struct repo *repo, const struct plan *plan,
 		if (rc < 0 || *interrupted)
 			break;
 		*phase_field(v, phase) = ver;
+		if (ver == target) {
+			t->pending = true;
+			break;
+		}
 		if ((rc = st->conn->drv->begin(st->conn, err)) < 0)
 			break;
 		rc = state_write(st, v, err);
@@ -567,88 +692,74 @@ run_versions(struct state *st, const struct repo *repo, const struct plan *plan,
 	return rc;
 }
 
-/*
- * The start of every transition, under the cluster lock: dbphase's tables
- * exist, the row is read again (another caller may have moved it while we
- * waited), and the applied files are the ones that were applied.
- */
-static int
-open_transition(struct state *st, const struct repo *repo, struct state_versions *v,
-		struct dbphase_error *err)
-{
-	int rc;
-
-	if ((rc = state_ensure_tables(st, err)) < 0 || (rc = state_read(st, v, err)) < 0)
-		return rc;
-	return machine_verify(st, repo, v, err);
-}
-
 int
 machine_phase(struct state *st, const struct repo *repo, const struct plan *plan,
 	      enum phase phase, int64_t target, const struct machine_opts *o,
 	      struct dbphase_error *err)
 {
-	struct state_versions v, before;
+	struct transition t;
 	struct machine_event ev = { .phase = phase, .to = target };
-	double started = now_s();
 	bool interrupted = false;
 	char *forced = NULL;
+	const char *result, *detail;
 	int rc;
 
 	if (target < 1 || target > repo_latest(repo))
 		return err_setf(err, DBPHASE_EUSAGE, "version %lld is not in the repository "
 				"(1 to %lld)", (long long)target, (long long)repo_latest(repo));
-	if ((rc = state_lock(st, o->lock_wait_s, err)) < 0)
+	if ((rc = open_transition(&t, st, repo, o, true, err)) < 0)
 		return rc;
-	if ((rc = open_transition(st, repo, &v, err)) < 0)
-		goto out;
-	before = v;
-	ev.from = *phase_field(&v, phase);
+	ev.from = *phase_field(&t.v, phase);
 	if (ev.from >= target) {
 		ev.kind = MACHINE_ALREADY_DONE;
 		emit(o, &ev);
-		goto out;
+		return close_transition(&t, 0, NULL, NULL, err);
 	}
-	if ((rc = gate(st, phase, target, &v, o, &forced, err)) < 0) {
-		record_history(st, o, &before, &before, "refused", 0, err->message);
-		goto out;
-	}
+	if ((rc = gate(st, phase, target, &t.v, o, &forced, err)) < 0)
+		return close_transition(&t, rc, rc == DBPHASE_EREFUSED ? "refused" : "failed",
+					err->message, err);
 	ev.kind = MACHINE_PHASE_START;
 	emit(o, &ev);
-	rc = run_versions(st, repo, plan, phase, target, &v, o, &interrupted, err);
-	ev.seconds = now_s() - started;
+	rc = run_versions(&t, repo, plan, phase, target, &interrupted, err);
 	if (rc == DBPHASE_EINTERRUPTED) {
 		err_release(err);
 		interrupted = true;
 		rc = 0;
 	}
+	result = forced ? "ok (forced)" : "ok";
+	detail = forced;
 	if (rc < 0) {
-		record_history(st, o, &before, &v, "failed", ev.seconds, err->message);
-		goto out;
-	}
-	if (interrupted) {
-		record_history(st, o, &before, &v, "interrupted", ev.seconds,
-			       "stopped by a signal after the step or batch in flight");
+		result = "failed";
+		detail = err->message;
+	} else if (interrupted) {
+		result = "interrupted";
+		detail = "stopped by a signal after the step or batch in flight";
 		rc = err_setf(err, DBPHASE_EINTERRUPTED,
 			      "stopped by a signal after the step or batch in flight; %s is at "
 			      "%lld of %lld; run the same command again to resume", phase_name(phase),
-			      (long long)*phase_field(&v, phase), (long long)target);
-		goto out;
+			      (long long)*phase_field(&t.v, phase), (long long)target);
 	}
-	record_history(st, o, &before, &v, forced ? "ok (forced)" : "ok", ev.seconds, forced);
-	ev.kind = MACHINE_PHASE_DONE;
-	emit(o, &ev);
-out:
+	rc = close_transition(&t, rc, result, detail, err);
 	free(forced);
-	state_unlock(st);
-	return rc;
+	if (rc < 0)
+		return rc;
+	{
+		struct machine_event vd = { .kind = MACHINE_VERSION_DONE, .phase = phase,
+					    .to = target };
+
+		emit(o, &vd);
+	}
+	ev.kind = MACHINE_PHASE_DONE;
+	ev.seconds = now_s() - t.started;
+	emit(o, &ev);
+	return 0;
 }
 
 int
 machine_stamp(struct state *st, const struct repo *repo, int64_t version,
 	      const struct machine_opts *o, struct dbphase_error *err)
 {
-	struct state_versions v, before;
+	struct transition t;
 	int64_t ver;
 	char *detail;
 	int rc;
@@ -656,15 +767,10 @@ machine_stamp(struct state *st, const struct repo *repo, int64_t version,
 	if (version < 0 || version > repo_latest(repo))
 		return err_setf(err, DBPHASE_EUSAGE, "version %lld is not in the repository "
 				"(0 to %lld)", (long long)version, (long long)repo_latest(repo));
-	if ((rc = state_lock(st, o->lock_wait_s, err)) < 0)
+	if ((rc = open_transition(&t, st, repo, o, true, err)) < 0)
 		return rc;
-	if ((rc = open_transition(st, repo, &v, err)) < 0)
-		goto out;
-	before = v;
-	v.expand = v.migrate = v.contract = version;
-	if ((rc = st->conn->drv->begin(st->conn, err)) < 0)
-		goto out;
-	rc = state_write(st, &v, err);
+	/* Everything in one transaction, which close commits with the history row. */
+	rc = st->conn->drv->begin(st->conn, err);
 	for (ver = 1; ver <= version && rc == 0; ver++)
 		rc = state_checksum_put(st, ver, repo_migration(repo, ver)->checksum, err);
 	/* Steps of versions above the stamp must run again if they come. */
@@ -677,16 +783,14 @@ machine_stamp(struct state *st, const struct repo *repo, int64_t version,
 		if (rc == 0)
 			rc = state_checksum_forget(st, ver, err);
 	}
-	if (rc == 0)
-		rc = st->conn->drv->commit(st->conn, err);
-	else
-		st->conn->drv->rollback(st->conn, &(struct dbphase_error)DBPHASE_ERROR_INIT);
+	if (rc == 0) {
+		t.v.expand = t.v.migrate = t.v.contract = version;
+		t.pending = true;
+	}
 	detail = xasprintf("stamped at %lld: nothing was run", (long long)version);
-	if (rc == 0)
-		record_history(st, o, &before, &v, "ok", 0, detail);
+	rc = close_transition(&t, rc, rc == 0 ? "ok" : "failed", rc == 0 ? detail : err->message,
+			      err);
 	free(detail);
-out:
-	state_unlock(st);
 	return rc;
 }
 
@@ -1055,60 +1159,60 @@ int
 machine_downgrade(struct state *st, const struct repo *repo, const struct plan *plan,
 		  int64_t version, const struct machine_opts *o, struct dbphase_error *err)
 {
-	struct state_versions v, before;
+	struct transition t;
+	struct state_versions *v = &t.v, before;
 	struct machine_event ev = { .phase = PHASE_EXPAND, .to = version, .downgrade = true };
-	double started = now_s();
 	int64_t top[PHASE__COUNT] = { 0, 0, 0 }, ver;
-	char **ids = NULL, *sum = NULL;
+	char **ids = NULL, *sum = NULL, *detail = NULL;
+	const char *result = NULL;
 	size_t n_ids = 0, i, undone = 0;
 	int rc;
 
 	if (version < 0 || version > repo_latest(repo))
 		return err_setf(err, DBPHASE_EUSAGE, "version %lld is not in the repository "
 				"(0 to %lld)", (long long)version, (long long)repo_latest(repo));
-	if ((rc = state_lock(st, o->lock_wait_s, err)) < 0)
+	if ((rc = open_transition(&t, st, repo, o, true, err)) < 0)
 		return rc;
-	if ((rc = open_transition(st, repo, &v, err)) < 0 ||
-	    (rc = state_steps_list(st, &ids, &n_ids, err)) < 0)
+	if ((rc = state_steps_list(st, &ids, &n_ids, err)) < 0)
 		goto out;
-	before = v;
-	ev.from = v.expand;
+	before = t.before;
+	ev.from = v->expand;
 	/*
 	 * The highest version each phase touched: the row, the step records,
 	 * and for expand a version whose checksum was recorded when its first
 	 * step started (it may have died in that step, before any record).
 	 */
-	top[PHASE_EXPAND] = v.expand;
-	top[PHASE_MIGRATE] = v.migrate;
+	top[PHASE_EXPAND] = v->expand;
+	top[PHASE_MIGRATE] = v->migrate;
 	for (i = 0; i < n_ids; i++) {
 		enum phase ph;
 
 		if (parse_step_id(ids[i], &ver, &ph) && ver > top[ph])
 			top[ph] = ver;
 	}
-	if ((rc = state_checksum_get(st, v.expand + 1, &sum, err)) < 0)
+	if ((rc = state_checksum_get(st, v->expand + 1, &sum, err)) < 0)
 		goto out;
-	if (sum && top[PHASE_EXPAND] < v.expand + 1)
-		top[PHASE_EXPAND] = v.expand + 1;
+	if (sum && top[PHASE_EXPAND] < v->expand + 1)
+		top[PHASE_EXPAND] = v->expand + 1;
 	free(sum);
 	for (i = 0; i < PHASE__COUNT; i++)
 		if (top[i] > repo_latest(repo))
 			top[i] = repo_latest(repo);
-	if (version < v.contract || top[PHASE_CONTRACT] > version) {
-		int64_t c = version < v.contract ? v.contract : top[PHASE_CONTRACT];
+	if (version < v->contract || top[PHASE_CONTRACT] > version) {
+		int64_t c = version < v->contract ? v->contract : top[PHASE_CONTRACT];
 
 		rc = err_setf(err, DBPHASE_EREFUSED,
 			      "downgrade to %lld refused: version %lld is %s contracted, so what "
 			      "only older code needed is gone; restore from backup",
 			      (long long)version, (long long)c,
-			      version < v.contract ? "already" : "partly");
-		record_history(st, o, &before, &before, "refused", 0, err->message);
+			      version < v->contract ? "already" : "partly");
+		result = "refused";
 		goto out;
 	}
 	/* Every step to take back must have an inverse before anything runs. */
 	for (i = 0; i < plan->n_steps && rc == 0; i++) {
 		const struct plan_step *s = &plan->steps[i];
-		int64_t applied = s->phase == PHASE_EXPAND ? v.expand : v.migrate;
+		int64_t applied = s->phase == PHASE_EXPAND ? v->expand : v->migrate;
 
 		if (s->phase == PHASE_CONTRACT || s->version <= version ||
 		    s->version > top[s->phase] || !must_undo(st, plan, i, applied, ids, n_ids))
@@ -1116,7 +1220,7 @@ machine_downgrade(struct state *st, const struct repo *repo, const struct plan *
 		rc = undo_possible(st, s, version, err);
 	}
 	if (rc < 0) {
-		record_history(st, o, &before, &before, "refused", 0, err->message);
+		result = "refused";
 		goto out;
 	}
 	if (top[PHASE_EXPAND] <= version && top[PHASE_MIGRATE] <= version) {
@@ -1127,35 +1231,31 @@ machine_downgrade(struct state *st, const struct repo *repo, const struct plan *
 	ev.kind = MACHINE_PHASE_START;
 	emit(o, &ev);
 	/* Migrate first: what it added may rest on what expand added. */
-	if (v.migrate > version) {
-		v.migrate = version;
-		rc = write_row(st, &v, 1, 0, err);
+	if (v->migrate > version) {
+		v->migrate = version;
+		rc = write_row(st, v, 1, 0, err);
 	}
 	if (rc == 0)
 		rc = undo_phase(st, plan, PHASE_MIGRATE, version, before.migrate,
-				top[PHASE_MIGRATE], &v, ids, n_ids, o, &undone, err);
+				top[PHASE_MIGRATE], v, ids, n_ids, o, &undone, err);
 	if (rc == 0)
 		rc = undo_phase(st, plan, PHASE_EXPAND, version, before.expand,
-				top[PHASE_EXPAND], &v, ids, n_ids, o, &undone, err);
-	ev.seconds = now_s() - started;
-	if (rc < 0) {
-		record_history(st, o, &before, &v, "failed", ev.seconds, err->message);
-		goto out;
-	}
-	{
-		char *detail = xasprintf("undid %zu step%s of the versions above %lld", undone,
-					 undone == 1 ? "" : "s", (long long)version);
-
-		record_history(st, o, &before, &v, "ok", ev.seconds, detail);
-		free(detail);
-	}
-	ev.kind = MACHINE_PHASE_DONE;
-	emit(o, &ev);
+				top[PHASE_EXPAND], v, ids, n_ids, o, &undone, err);
+	result = rc < 0 ? "failed" : "ok";
+	if (rc == 0)
+		detail = xasprintf("undid %zu step%s of the versions above %lld", undone,
+				   undone == 1 ? "" : "s", (long long)version);
 out:
+	rc = close_transition(&t, rc, result, rc < 0 ? err->message : detail, err);
+	if (rc == 0 && result != NULL) {
+		ev.kind = MACHINE_PHASE_DONE;
+		ev.seconds = now_s() - t.started;
+		emit(o, &ev);
+	}
+	free(detail);
 	for (i = 0; i < n_ids; i++)
 		free(ids[i]);
 	free(ids);
-	state_unlock(st);
 	return rc;
 }
 
@@ -1163,21 +1263,24 @@ int
 machine_repair(struct state *st, const struct repo *repo, const struct machine_opts *o,
 	       struct dbphase_error *err)
 {
-	struct state_versions v;
+	struct transition t;
+	struct strbuf done = STRBUF_INIT;
 	int64_t *versions = NULL;
 	char **sums = NULL;
 	size_t n = 0, i;
 	int rc;
 
-	if ((rc = state_lock(st, o->lock_wait_s, err)) < 0)
+	/* Not verified on opening: it repairs the very checksums that would refuse. */
+	if ((rc = open_transition(&t, st, repo, o, false, err)) < 0)
 		return rc;
-	if ((rc = state_ensure_tables(st, err)) < 0 || (rc = state_read(st, &v, err)) < 0 ||
-	    (rc = state_checksums_list(st, &versions, &sums, &n, err)) < 0)
+	if ((rc = state_checksums_list(st, &versions, &sums, &n, err)) < 0)
 		goto out;
-	if (v.expand > repo_latest(repo)) {
-		rc = machine_verify(st, repo, &v, err);
+	if (t.v.expand > repo_latest(repo)) {
+		rc = machine_verify(st, repo, &t.v, err);
 		goto out;
 	}
+	/* The new checksums commit with their history row. */
+	rc = st->conn->drv->begin(st->conn, err);
 	for (i = 0; i < repo->n_migrations && rc == 0; i++) {
 		const struct migration *m = &repo->migrations[i];
 		const char *sum = NULL;
@@ -1187,31 +1290,31 @@ machine_repair(struct state *st, const struct repo *repo, const struct machine_o
 			if (versions[k] == m->version)
 				sum = sums[k];
 		/* Applied versions, and a partly applied one that has a checksum. */
-		if ((m->version > v.expand && sum == NULL) || (sum && strcmp(sum, m->checksum) == 0))
+		if ((m->version > t.v.expand && sum == NULL) || (sum && strcmp(sum, m->checksum) == 0))
 			continue;
-		{
-			char *detail = sum ?
-				xasprintf("%s (version %lld): accepted the file's new checksum "
-					  "%.12s... in place of %.12s...", m->path,
-					  (long long)m->version, m->checksum, sum) :
-				xasprintf("%s (version %lld): recorded the missing checksum %.12s...",
-					  m->path, (long long)m->version, m->checksum);
-
-			rc = state_checksum_put(st, m->version, m->checksum, err);
-			if (rc == 0) {
-				struct machine_event ev = { .kind = MACHINE_WARNING, .message = detail };
-
-				record_history(st, o, &v, &v, "repaired", 0, detail);
-				emit(o, &ev);
-			}
-			free(detail);
-		}
+		if (done.len)
+			strbuf_addstr(&done, "; ");
+		if (sum)
+			strbuf_addf(&done, "%s (version %lld): accepted the file's new checksum "
+				    "%.12s... in place of %.12s...", m->path, (long long)m->version,
+				    m->checksum, sum);
+		else
+			strbuf_addf(&done, "%s (version %lld): recorded the missing checksum %.12s...",
+				    m->path, (long long)m->version, m->checksum);
+		rc = state_checksum_put(st, m->version, m->checksum, err);
 	}
 out:
+	rc = close_transition(&t, rc, done.len ? (rc < 0 ? "failed" : "repaired") : NULL,
+			      rc < 0 ? err->message : done.buf, err);
+	if (rc == 0 && done.len) {
+		struct machine_event ev = { .kind = MACHINE_WARNING, .message = done.buf };
+
+		emit(o, &ev);
+	}
+	strbuf_release(&done);
 	for (i = 0; i < n; i++)
 		free(sums[i]);
 	free(sums);
 	free(versions);
-	state_unlock(st);
 	return rc;
 }

@@ -7,7 +7,10 @@
  *   E --------------> E' M -------------> M'  C --------------> C'
  *   runs the expand   refused unless E >= V;  refused unless M >= V and no
  *   steps of every    runs the migrate steps  live node needs a version < V
- *   version in (E,V]  of (M,V]                (--force overrides, in history);
+ *   version in (E,V]  of (M,V]                (live: a heartbeat within
+ *                                             node_ttl_s, and never less than
+ *                                             MACHINE_NODE_GONE_S; --force
+ *                                             overrides, in history);
  *                                             runs the contract steps of (C,V]
  *
  * Guarantees:
@@ -24,7 +27,9 @@
  *      applied) migration is compared with the file on disk
  *      (DBPHASE_ECHECKSUM on a mismatch); a version's checksum is recorded
  *      before its first expand step runs.
- *   4. Every transition, successful or not, is written to the history.
+ *   4. Every transition that did something or was refused is written to
+ *      the history, and checked: a transition that cannot write its row
+ *      fails.  The row's last move commits with its history row.
  *
  * downgrade to V takes back what expand (and migrate) did for the versions
  * in (V, E], newest first, each step by its inverse (state/effect.h), and
@@ -71,6 +76,14 @@ struct machine_event {
 	const char *message;
 	bool downgrade;		/* PHASE_START, PHASE_DONE, ALREADY_DONE of a downgrade */
 };
+
+/*
+ * The default node_ttl_s, and the least time contract waits after a node's
+ * last heartbeat before taking it for gone: a shorter node_ttl_s decides
+ * what status calls live, but lets contract pass a node seen within this
+ * time only with --force (recorded as forced).
+ */
+#define MACHINE_NODE_GONE_S 300
 
 struct machine_opts {
 	struct exec_opts exec;

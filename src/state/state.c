@@ -3,8 +3,11 @@
  *
  * Every write here runs on the caller's connection and, where the caller
  * opened one, inside the caller's transaction: a step's record commits with
- * the step, a checkpoint with its batch.  Writes are select-then-update-or-
- * insert rather than a dialect's upsert; they happen under the cluster lock.
+ * the step, a checkpoint with its batch.  A row that may or may not exist
+ * is written with the dialect's atomic upsert (ON CONFLICT, ON DUPLICATE
+ * KEY UPDATE), so that callers without the cluster lock (node commands)
+ * can race.  The tables are created in one serialised step (see
+ * state_ensure_tables); commands that only read never create them.
  */
 #include "config.h"
 
@@ -154,33 +157,67 @@ run_schema(struct state *st, struct dbphase_error *err)
 	return rc;
 }
 
+/*
+ * Serialise table creation without the cluster lock (node register must
+ * not wait behind a long migrate): concurrent CREATE TABLE IF NOT EXISTS
+ * collide on PostgreSQL's catalog, so there it runs in one transaction
+ * under a transaction-scoped advisory lock (two-key form: apart from the
+ * cluster locks' one-key space); SQLite's BEGIN IMMEDIATE takes the write
+ * lock for the whole of it; MariaDB's DDL commits by itself, and each of
+ * its CREATE TABLE IF NOT EXISTS is atomic under the table's metadata lock.
+ */
+static int
+tables_begin(struct state *st, struct dbphase_error *err)
+{
+	int rc;
+
+	if (backend(st) == DB_BACKEND_MYSQL)
+		return 0;
+	if ((rc = st->conn->drv->begin(st->conn, err)) < 0)
+		return rc;
+	if (backend(st) == DB_BACKEND_POSTGRESQL &&
+	    (rc = db_exec(st->conn, "SELECT pg_advisory_xact_lock(1684168808, 1)", err)) < 0)
+		st->conn->drv->rollback(st->conn, &(struct dbphase_error)DBPHASE_ERROR_INIT);
+	return rc;
+}
+
 int
 state_ensure_tables(struct state *st, struct dbphase_error *err)
 {
 	struct db_result *res = NULL;
 	struct db_param p[2];
-	char *fmt;
+	char *fmt = xasprintf("%d", STATE_FORMAT), *ins;
 	int rc;
 
-	if ((rc = run_schema(st, err)) < 0)
-		return err_prefixf(err, "cannot create dbphase's tables");
-	p[0] = DB_TEXT("format");
-	rc = db_query(st->conn, "SELECT value FROM dbphase_meta WHERE name = $1", p, 1, &res, err);
-	if (rc < 0)
-		return rc;
-	if (res->n_rows == 0) {
-		fmt = xasprintf("%d", STATE_FORMAT);
-		p[1] = DB_TEXT(fmt);
-		rc = db_query(st->conn, "INSERT INTO dbphase_meta (name, value) VALUES ($1, $2)",
-			      p, 2, NULL, err);
+	if ((rc = tables_begin(st, err)) < 0) {
 		free(fmt);
-	} else if (atoi(db_result_value(res, 0, 0)) > STATE_FORMAT) {
+		return err_prefixf(err, "cannot create dbphase's tables");
+	}
+	/* The format row is written once; later callers find it. */
+	ins = backend(st) == DB_BACKEND_MYSQL ?
+	      xstrdup("INSERT INTO dbphase_meta (name, value) VALUES ($1, $2) "
+		      "ON DUPLICATE KEY UPDATE name = name") :
+	      xstrdup("INSERT INTO dbphase_meta (name, value) VALUES ($1, $2) "
+		      "ON CONFLICT (name) DO NOTHING");
+	p[0] = DB_TEXT("format");
+	p[1] = DB_TEXT(fmt);
+	if ((rc = run_schema(st, err)) == 0 &&
+	    (rc = db_query(st->conn, ins, p, 2, NULL, err)) == 0 &&
+	    (rc = db_query(st->conn, "SELECT value FROM dbphase_meta WHERE name = $1", p, 1,
+			   &res, err)) == 0 && st->conn->in_transaction)
+		rc = st->conn->drv->commit(st->conn, err);
+	if (rc < 0 && st->conn->in_transaction)
+		st->conn->drv->rollback(st->conn, &(struct dbphase_error)DBPHASE_ERROR_INIT);
+	if (rc < 0)
+		err_prefixf(err, "cannot create dbphase's tables");
+	else if (res->n_rows == 0 || atoi(db_result_value(res, 0, 0)) > STATE_FORMAT)
 		rc = err_setf(err, DBPHASE_EUNSUPPORTED,
 			      "dbphase's tables are in format %s, written by a newer dbphase; "
 			      "this one knows format %d: upgrade dbphase",
-			      db_result_value(res, 0, 0), STATE_FORMAT);
-	}
+			      res->n_rows ? db_result_value(res, 0, 0) : "(none)", STATE_FORMAT);
 	db_result_free(res);
+	free(ins);
+	free(fmt);
 	return rc;
 }
 
@@ -226,47 +263,43 @@ state_read(struct state *st, struct state_versions *v, struct dbphase_error *err
 	return rc;
 }
 
-/* Run sql_exists; then sql_update if it found a row, else sql_insert. */
-static int
-upsert(struct state *st, const char *sql_exists, const struct db_param *kp, size_t nk,
-       const char *sql_update, const char *sql_insert, const struct db_param *p,
-       size_t np, struct dbphase_error *err)
+/*
+ * Finish "INSERT INTO t (...) VALUES (...)" in sql as an atomic upsert: on
+ * a conflict over the primary key keys ("a, b"), the columns in set take
+ * the values the insert would have written.
+ */
+static void
+add_on_conflict(const struct state *st, struct strbuf *sql, const char *keys,
+		const char *const *set, size_t n_set)
 {
-	struct db_result *res;
-	int rc = db_query(st->conn, sql_exists, kp, nk, &res, err);
-	bool found;
+	size_t i;
 
-	if (rc < 0)
-		return rc;
-	found = res->n_rows > 0;
-	db_result_free(res);
-	return db_query(st->conn, found ? sql_update : sql_insert, p, np, NULL, err);
+	if (backend(st) == DB_BACKEND_MYSQL)
+		strbuf_addstr(sql, " ON DUPLICATE KEY UPDATE ");
+	else
+		strbuf_addf(sql, " ON CONFLICT (%s) DO UPDATE SET ", keys);
+	for (i = 0; i < n_set; i++)
+		strbuf_addf(sql, backend(st) == DB_BACKEND_MYSQL ? "%s%s = VALUES(%s)" :
+			    "%s%s = excluded.%s", i ? ", " : "", set[i], set[i]);
 }
 
 int
 state_write(struct state *st, const struct state_versions *v, struct dbphase_error *err)
 {
-	struct strbuf ex = STRBUF_INIT, up = STRBUF_INIT, in = STRBUF_INIT;
+	static const char *const set[] = { "expand_version", "migrate_version",
+					   "contract_version", "updated_at" };
+	struct strbuf sql = STRBUF_INIT;
 	struct db_param p[4] = { DB_TEXT(st->repo), DB_INT(v->expand), DB_INT(v->migrate),
 				 DB_INT(v->contract) };
-	const char *now = db_sql_now_epoch(backend(st));
 	int rc;
 
-	strbuf_addstr(&ex, "SELECT 1 FROM ");
-	add_table(st, &ex, NULL);
-	strbuf_addstr(&ex, " WHERE repository = $1");
-	strbuf_addstr(&up, "UPDATE ");
-	add_table(st, &up, NULL);
-	strbuf_addf(&up, " SET expand_version = $2, migrate_version = $3, contract_version = $4, "
-		    "updated_at = %s WHERE repository = $1", now);
-	strbuf_addstr(&in, "INSERT INTO ");
-	add_table(st, &in, NULL);
-	strbuf_addf(&in, " (repository, expand_version, migrate_version, contract_version, "
-		    "updated_at) VALUES ($1, $2, $3, $4, %s)", now);
-	rc = upsert(st, ex.buf, p, 1, up.buf, in.buf, p, 4, err);
-	strbuf_release(&ex);
-	strbuf_release(&up);
-	strbuf_release(&in);
+	strbuf_addstr(&sql, "INSERT INTO ");
+	add_table(st, &sql, NULL);
+	strbuf_addf(&sql, " (repository, expand_version, migrate_version, contract_version, "
+		    "updated_at) VALUES ($1, $2, $3, $4, %s)", db_sql_now_epoch(backend(st)));
+	add_on_conflict(st, &sql, "repository", set, 4);
+	rc = db_query(st->conn, sql.buf, p, 4, NULL, err);
+	strbuf_release(&sql);
 	return rc;
 }
 
@@ -406,17 +439,16 @@ int
 state_checksum_put(struct state *st, int64_t version, const char *sum,
 		   struct dbphase_error *err)
 {
+	static const char *const set[] = { "checksum", "recorded_at" };
 	struct db_param p[3] = { DB_TEXT(st->repo), DB_INT(version), DB_TEXT(sum) };
-	const char *now = db_sql_now_epoch(backend(st));
-	char *up = xasprintf("UPDATE dbphase_migrations SET checksum = $3, recorded_at = %s "
-			     "WHERE repository = $1 AND version = $2", now);
-	char *in = xasprintf("INSERT INTO dbphase_migrations (repository, version, checksum, "
-			     "recorded_at) VALUES ($1, $2, $3, %s)", now);
-	int rc = upsert(st, "SELECT 1 FROM dbphase_migrations WHERE repository = $1 AND "
-			"version = $2", p, 2, up, in, p, 3, err);
+	struct strbuf sql = STRBUF_INIT;
+	int rc;
 
-	free(up);
-	free(in);
+	strbuf_addf(&sql, "INSERT INTO dbphase_migrations (repository, version, checksum, "
+		    "recorded_at) VALUES ($1, $2, $3, %s)", db_sql_now_epoch(backend(st)));
+	add_on_conflict(st, &sql, "repository, version", set, 2);
+	rc = db_query(st->conn, sql.buf, p, 3, NULL, err);
+	strbuf_release(&sql);
 	return rc;
 }
 
@@ -507,40 +539,54 @@ state_history_free(struct state_history *h, size_t n)
 	free(h);
 }
 
+/* Whether the node registry exists: commands that only read never create it. */
+static int
+nodes_exist(struct state *st, bool *exist, struct dbphase_error *err)
+{
+	return st->conn->drv->table_exists(st->conn, "dbphase_nodes", exist, err);
+}
+
 int
 state_node_register(struct state *st, const char *name, int64_t schema_version,
 		    struct dbphase_error *err)
 {
+	static const char *const set[] = { "schema_version", "heartbeat_at" };
 	struct db_param p[3] = { DB_TEXT(name), DB_TEXT(st->repo), DB_INT(schema_version) };
 	const char *now = db_sql_now_epoch(backend(st));
-	char *up = xasprintf("UPDATE dbphase_nodes SET schema_version = $3, heartbeat_at = %s "
-			     "WHERE name = $1 AND repository = $2", now);
-	char *in = xasprintf("INSERT INTO dbphase_nodes (name, repository, schema_version, "
-			     "registered_at, heartbeat_at) VALUES ($1, $2, $3, %s, %s)", now, now);
-	int rc = upsert(st, "SELECT 1 FROM dbphase_nodes WHERE name = $1 AND repository = $2",
-			p, 2, up, in, p, 3, err);
+	struct strbuf sql = STRBUF_INIT;
+	int rc;
 
-	free(up);
-	free(in);
+	strbuf_addf(&sql, "INSERT INTO dbphase_nodes (name, repository, schema_version, "
+		    "registered_at, heartbeat_at) VALUES ($1, $2, $3, %s, %s)", now, now);
+	add_on_conflict(st, &sql, "repository, name", set, 2);
+	rc = db_query(st->conn, sql.buf, p, 3, NULL, err);
+	strbuf_release(&sql);
 	return rc;
+}
+
+static int
+not_registered(struct state *st, const char *name, const char *hint, struct dbphase_error *err)
+{
+	return err_setf(err, DBPHASE_ENOTFOUND, "node '%s' is not registered for '%s'%s", name,
+			st->repo, hint);
 }
 
 int
 state_node_heartbeat(struct state *st, const char *name, struct dbphase_error *err)
 {
+	static const char hint[] = "; run node register first";
 	struct db_param p[2] = { DB_TEXT(name), DB_TEXT(st->repo) };
 	struct db_result *res = NULL;
 	char *sql = xasprintf("UPDATE dbphase_nodes SET heartbeat_at = %s WHERE name = $1 "
 			      "AND repository = $2", db_sql_now_epoch(backend(st)));
-	int rc = db_query(st->conn, "SELECT 1 FROM dbphase_nodes WHERE name = $1 AND "
-			  "repository = $2", p, 2, &res, err);
+	bool exist;
+	int rc = nodes_exist(st, &exist, err);
 
-	if (rc == 0 && res->n_rows == 0)
-		rc = err_setf(err, DBPHASE_ENOTFOUND,
-			      "node '%s' is not registered for '%s'; run node register first", name,
-			      st->repo);
-	if (rc == 0)
-		rc = db_query(st->conn, sql, p, 2, NULL, err);
+	/* Affected rows are the rows matched on every backend (CLIENT_FOUND_ROWS). */
+	if (rc == 0 && exist)
+		rc = db_query(st->conn, sql, p, 2, &res, err);
+	if (rc == 0 && (!exist || res->affected == 0))
+		rc = not_registered(st, name, hint, err);
 	db_result_free(res);
 	free(sql);
 	return rc;
@@ -551,12 +597,14 @@ state_node_retire(struct state *st, const char *name, struct dbphase_error *err)
 {
 	struct db_param p[2] = { DB_TEXT(name), DB_TEXT(st->repo) };
 	struct db_result *res = NULL;
-	int rc = db_query(st->conn, "DELETE FROM dbphase_nodes WHERE name = $1 AND repository = $2",
-			  p, 2, &res, err);
+	bool exist;
+	int rc = nodes_exist(st, &exist, err);
 
-	if (rc == 0 && res->affected == 0)
-		rc = err_setf(err, DBPHASE_ENOTFOUND, "node '%s' is not registered for '%s'", name,
-			      st->repo);
+	if (rc == 0 && exist)
+		rc = db_query(st->conn, "DELETE FROM dbphase_nodes WHERE name = $1 AND "
+			      "repository = $2", p, 2, &res, err);
+	if (rc == 0 && (!exist || res->affected == 0))
+		rc = not_registered(st, name, "", err);
 	db_result_free(res);
 	return rc;
 }
@@ -570,11 +618,19 @@ state_node_list(struct state *st, struct state_node **out, size_t *n, struct dbp
 			      "heartbeat_at, %s - heartbeat_at FROM dbphase_nodes "
 			      "WHERE repository = $1 ORDER BY name", db_sql_now_epoch(backend(st)));
 	size_t i;
-	int rc = db_query(st->conn, sql, &p, 1, &res, err);
+	bool exist;
+	int rc = nodes_exist(st, &exist, err);
 
-	free(sql);
 	*out = NULL;
 	*n = 0;
+	if (rc == 0 && !exist) {
+		free(sql);
+		*out = xcalloc(1, sizeof(**out));
+		return 0;
+	}
+	if (rc == 0)
+		rc = db_query(st->conn, sql, &p, 1, &res, err);
+	free(sql);
 	if (rc < 0)
 		return rc;
 	*out = xcalloc(res->n_rows ? res->n_rows : 1, sizeof(**out));

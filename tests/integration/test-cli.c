@@ -843,12 +843,24 @@ BACKEND_TEST(cli, refusals_exit_5_and_force_is_loud)
 	EXPECT(&c, 5, "db_sync");
 	EXPECT(&c, 5, "upgrade");
 	assert_row(&c, "2/2/1");
-	/* A stale node does not block: one second of TTL, two of silence. */
-	sleep_ms(2200);
+	/*
+	 * One second of TTL, two of silence: stale for status, but contract
+	 * does not take a node seen within 300 s for gone without --force.
+	 */
+	test_exec(c.conn, "UPDATE dbphase_nodes SET heartbeat_at = heartbeat_at - 2");
 	cli(&c, &r, "--node-ttl", "1", "status", NULL);
 	cr_assert(strstr(r.out, "app-old") && strstr(r.out, "(stale)"), "[%s] %s", bname(&c), r.out);
 	run_release(&r);
 	EXPECT(&c, 4, "--node-ttl", "1", "db_sync", "--check");
+	cli(&c, &r, "db_sync", "--contract", "--node-ttl", "1", NULL);
+	cr_assert_eq(r.code, 5, "[%s] " RUN_FMT, bname(&c), RUN_ARGS(r));
+	cr_assert(strstr(r.err, "node 'app-old' (needs version 1, heartbeat ") &&
+		  strstr(r.err, "s ago) may still be running: node_ttl_s is 1 s"), "[%s] %s",
+		  bname(&c), r.err);
+	run_release(&r);
+	assert_row(&c, "2/2/1");
+	/* Silent for longer than that: gone. */
+	test_exec(c.conn, "UPDATE dbphase_nodes SET heartbeat_at = heartbeat_at - 300");
 	EXPECT(&c, 0, "db_sync", "--contract", "--node-ttl", "1");
 	assert_row(&c, "2/2/2");
 	cenv_close(&c);
@@ -868,6 +880,89 @@ BACKEND_TEST(cli, refusals_exit_5_and_force_is_loud)
 	cr_assert_eq(count(&c, "SELECT count(*) FROM dbphase_history WHERE command = "
 			   "'db_sync --contract --force' AND result = 'ok (forced)' AND detail LIKE "
 			   "'%app-old%'"), 1, "[%s] the history does not say it was forced", bname(&c));
+	cenv_close(&c);
+}
+
+/* ---- the node registry ---------------------------------------------------------- */
+
+/* On a database dbphase never touched, only register creates its tables. */
+BACKEND_TEST(cli, node_commands_on_a_fresh_database_create_nothing_but_register)
+{
+	const char *const v[] = { v1_items };
+	struct dbphase_error err = DBPHASE_ERROR_INIT;
+	struct cenv c;
+	struct run r;
+	char **names = NULL;
+	size_t n = 0, i;
+
+	cenv_open(&c, *backend, v, 1);
+	cli(&c, &r, "node", "list", NULL);
+	cr_assert_eq(r.code, 0, "[%s] " RUN_FMT, bname(&c), RUN_ARGS(r));
+	cr_assert_str_eq(r.out, "", "[%s] %s", bname(&c), r.out);
+	run_release(&r);
+	cli(&c, &r, "--format", "json", "node", "list", NULL);
+	cr_assert_eq(r.code, 0, "[%s] " RUN_FMT, bname(&c), RUN_ARGS(r));
+	cr_assert_str_eq(r.out, "[]\n", "[%s] %s", bname(&c), r.out);
+	run_release(&r);
+	cli(&c, &r, "node", "heartbeat", "--name", "web1", NULL);
+	cr_assert_eq(r.code, 1, "[%s] " RUN_FMT, bname(&c), RUN_ARGS(r));
+	cr_assert_str_eq(r.err, "dbphase: node 'web1' is not registered for 'cli'; run node "
+			 "register first\n");
+	run_release(&r);
+	EXPECT(&c, 1, "node", "retire", "--name", "web1");
+	cr_assert_eq(c.conn->drv->list_tables(c.conn, &names, &n, &err), 0, "%s", err.message);
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	cr_assert_eq(n, 0, "[%s] %zu tables created by read-only node commands", bname(&c), n);
+	EXPECT(&c, 0, "node", "register", "--name", "web1", "--schema-version", "1");
+	EXPECT(&c, 0, "node", "heartbeat", "--name", "web1");
+	cli(&c, &r, "node", "list", NULL);
+	cr_assert_eq(r.code, 0, "[%s] " RUN_FMT, bname(&c), RUN_ARGS(r));
+	cr_assert(strncmp(r.out, "web1 ", 5) == 0 && n_lines(r.out) == 1, "[%s] %s", bname(&c),
+		  r.out);
+	run_release(&r);
+	cenv_close(&c);
+}
+
+/*
+ * A node that registers for a version below the contracted one runs code
+ * whose columns are gone: refused (5) unless --force, which says so loudly.
+ */
+BACKEND_TEST(cli, node_register_below_the_contracted_version_is_refused_unforced)
+{
+	const char *const v[] = { v1_items, v2_note };
+	struct cenv c;
+	struct run r;
+
+	cenv_open(&c, *backend, v, 2);
+	EXPECT(&c, 0, "db_sync");
+	cli(&c, &r, "node", "register", "--name", "late", "--schema-version", "1", NULL);
+	cr_assert_eq(r.code, 5, "[%s] " RUN_FMT, bname(&c), RUN_ARGS(r));
+	cr_assert_str_eq(r.err, "dbphase: node 'late' refused: its code needs schema version 1, "
+			 "but version 2 is contracted, so what that code needs is gone; "
+			 "deploy code that needs version 2 or later, or register with --force\n",
+			 "[%s] %s", bname(&c), r.err);
+	run_release(&r);
+	cr_assert_eq(count(&c, "SELECT count(*) FROM dbphase_nodes"), 0);
+	cli(&c, &r, "node", "register", "--name", "late", "--schema-version", "1", "--force", NULL);
+	cr_assert_eq(r.code, 0, "[%s] " RUN_FMT, bname(&c), RUN_ARGS(r));
+	cr_assert(strstr(r.err, "dbphase: warning: --force: node 'late' registered for schema "
+			 "version 1, but version 2 is contracted") == r.err, "[%s] %s", bname(&c),
+		  r.err);
+	run_release(&r);
+	cr_assert_eq(count(&c, "SELECT count(*) FROM dbphase_nodes WHERE schema_version = 1"), 1);
+	/* Its heartbeats say so too. */
+	cli(&c, &r, "node", "heartbeat", "--name", "late", NULL);
+	cr_assert_eq(r.code, 0, "[%s] " RUN_FMT, bname(&c), RUN_ARGS(r));
+	cr_assert(strstr(r.err, "dbphase: warning: node 'late' needs schema version 1, but "
+			 "version 2 is contracted") == r.err, "[%s] %s", bname(&c), r.err);
+	run_release(&r);
+	/* At or above the contracted version: quiet. */
+	cli(&c, &r, "node", "register", "--name", "late", "--schema-version", "2", NULL);
+	cr_assert_eq(r.code, 0, "[%s] " RUN_FMT, bname(&c), RUN_ARGS(r));
+	cr_assert_str_eq(r.err, "", "[%s] %s", bname(&c), r.err);
+	run_release(&r);
 	cenv_close(&c);
 }
 
@@ -1257,7 +1352,7 @@ BACKEND_TEST(cli, status_json_has_the_documented_shape)
 	EXPECT(&c, 0, "db_sync", "--expand");
 	EXPECT(&c, 0, "db_sync", "--migrate");
 	EXPECT(&c, 5, "db_sync", "--contract");
-	test_exec(c.conn, "UPDATE dbphase_nodes SET heartbeat_at = heartbeat_at - 100 WHERE name = 'old'");
+	test_exec(c.conn, "UPDATE dbphase_nodes SET heartbeat_at = heartbeat_at - 400 WHERE name = 'old'");
 	EXPECT(&c, 0, "node", "register", "--name", "new", "--schema-version", "3");
 	doc = status_json(&c, schema, "60");
 	cr_assert_eq(json_integer_value(json_object_get(doc, "node_ttl_s")), 60);

@@ -252,6 +252,63 @@ try_ll(struct db_conn *conn, const char *sql)
 	return n;
 }
 
+/* Every history entry, oldest first, one line each: "result from to"; owned. */
+static char *
+history_lines(struct env *e)
+{
+	struct state_history *h;
+	struct strbuf sb = STRBUF_INIT;
+	size_t n, i;
+
+	cr_assert_eq(state_history_list(&e->st, 100, &h, &n, &e->err), 0, "%s", e->err.message);
+	for (i = n; i-- > 0;)
+		strbuf_addf(&sb, "%s %s %s\n", h[i].result, h[i].from_state, h[i].to_state);
+	state_history_free(h, n);
+	return strbuf_detach(&sb);
+}
+
+static void
+assert_history(struct env *e, const char *want)
+{
+	char *have = history_lines(e);
+
+	cr_assert_str_eq(have, want, "[%s] history is\n%swant\n%s", bname(e), have, want);
+	free(have);
+}
+
+/*
+ * Make every insert into dbphase_history fail (or work again): a stand-in
+ * for a server that dies, or a disk that fills, between a transition's
+ * work and its history row.
+ */
+static void
+break_history(struct env *e, bool broken)
+{
+	switch (e->db.backend) {
+	case DB_BACKEND_POSTGRESQL:
+		test_exec(e->conn, broken ?
+			  "CREATE OR REPLACE FUNCTION no_history() RETURNS trigger LANGUAGE plpgsql "
+			  "AS $$BEGIN RAISE EXCEPTION 'history is read-only'; END$$" :
+			  "DROP TRIGGER no_history ON dbphase_history");
+		if (broken)
+			test_exec(e->conn, "CREATE TRIGGER no_history BEFORE INSERT ON dbphase_history "
+				  "FOR EACH ROW EXECUTE FUNCTION no_history()");
+		break;
+	case DB_BACKEND_MYSQL:
+		test_exec(e->conn, broken ?
+			  "CREATE TRIGGER no_history BEFORE INSERT ON dbphase_history FOR EACH ROW "
+			  "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'history is read-only'" :
+			  "DROP TRIGGER no_history");
+		break;
+	default:
+		test_exec(e->conn, broken ?
+			  "CREATE TRIGGER no_history BEFORE INSERT ON dbphase_history "
+			  "BEGIN SELECT RAISE(ABORT, 'history is read-only'); END" :
+			  "DROP TRIGGER no_history");
+		break;
+	}
+}
+
 /* ---- gates, force, nodes -------------------------------------------------- */
 
 BACKEND_TEST(state, gates_refuse_and_name_what_comes_first)
@@ -383,6 +440,101 @@ BACKEND_TEST(state, stale_and_retired_nodes_do_not_block)
 	free(h);
 	/* A retired node is gone from the registry. */
 	cr_assert_eq(state_node_heartbeat(&e.st, "old-2", &e.err), DBPHASE_ENOTFOUND);
+	env_close(&e);
+}
+
+/*
+ * --node-ttl shorter than the default is no way around the gate: a node
+ * seen 2 s ago with a 1 s TTL still blocks, named, until --force, and the
+ * history says forced.  A node silent for longer than the default TTL is
+ * gone whatever the TTL.
+ */
+BACKEND_TEST(state, a_short_node_ttl_does_not_open_the_gate_unforced)
+{
+	const char *const v[] = { v1_items, v2_note, v3_rename };
+	struct env e;
+	char *h;
+
+	env_open(&e, *backend, v, 3);
+	all_phases(&e, 1);
+	cr_assert_eq(state_node_register(&e.st, "app-1", 1, &e.err), 0, "%s", e.err.message);
+	phase_ok(&e, PHASE_EXPAND, 3);
+	phase_ok(&e, PHASE_MIGRATE, 3);
+	test_exec(e.conn, "UPDATE dbphase_nodes SET heartbeat_at = heartbeat_at - 2");
+	e.o.node_ttl_s = 1;
+	cr_assert_eq(phase(&e, PHASE_CONTRACT, 2), DBPHASE_EREFUSED, "[%s] contract ran: %s",
+		     bname(&e), e.err.message);
+	cr_assert(strstr(e.err.message, "contract to 2 refused: node 'app-1' (needs version 1, "
+			 "heartbeat ") == e.err.message &&
+		  strstr(e.err.message, "s ago) may still be running: node_ttl_s is 1 s, but a node "
+			 "counts as gone only 300 s after its last heartbeat"), "[%s] %s", bname(&e),
+		  e.err.message);
+	assert_row(&e, "3/3/1");
+	h = last_history(&e);
+	cr_assert(strncmp(h, "db_sync|refused|3/3/1|3/3/1|contract to 2 refused", 49) == 0,
+		  "[%s] %s", bname(&e), h);
+	free(h);
+	/* --force: loud, and recorded as forced, naming the node and the TTL. */
+	e.o.force = true;
+	strbuf_reset(&e.events);
+	phase_ok(&e, PHASE_CONTRACT, 2);
+	cr_assert(strstr(e.events.buf, "warning contract - --force: contracted to 2 although "
+			 "node 'app-1' (needs version 1, heartbeat ") &&
+		  strstr(e.events.buf, "s ago) may still be running (node_ttl_s 1 s)"),
+		  "[%s] events: %s", bname(&e), e.events.buf);
+	h = last_history(&e);
+	cr_assert(strncmp(h, "db_sync|ok (forced)|3/3/1|3/3/2|--force: contracted to 2", 56) == 0 &&
+		  strstr(h, "'app-1'") && strstr(h, "node_ttl_s 1 s"), "[%s] %s", bname(&e), h);
+	free(h);
+	/* Silent for longer than the default TTL: gone, plain ok. */
+	e.o.force = false;
+	test_exec(e.conn, "UPDATE dbphase_nodes SET heartbeat_at = heartbeat_at - 400");
+	phase_ok(&e, PHASE_CONTRACT, 3);
+	h = last_history(&e);
+	cr_assert(strncmp(h, "db_sync|ok|3/3/2|3/3/3|", 23) == 0, "[%s] %s", bname(&e), h);
+	free(h);
+	env_close(&e);
+}
+
+/* ---- history ---------------------------------------------------------------- */
+
+/*
+ * A transition that cannot write its history row fails, and does not move
+ * the row either: the row and its history commit together.  Run again once
+ * the history can be written, it leaves exactly one row per transition.
+ */
+BACKEND_TEST(state, a_transition_without_its_history_row_fails_and_moves_nothing)
+{
+	const char *const v[] = { v1_items, v2_note };
+	struct env e;
+
+	env_open(&e, *backend, v, 2);
+	phase_ok(&e, PHASE_EXPAND, 1);
+	break_history(&e, true);
+	cr_assert_lt(phase(&e, PHASE_EXPAND, 2), 0, "[%s] expand succeeded without history",
+		     bname(&e));
+	cr_assert(strstr(e.err.message, "not recorded in dbphase_history") &&
+		  strstr(e.err.message, "history is read-only"), "[%s] %s", bname(&e),
+		  e.err.message);
+	assert_row(&e, "1/0/0");
+	/* A refusal stays a refusal, and says it went unrecorded. */
+	cr_assert_eq(phase(&e, PHASE_MIGRATE, 2), DBPHASE_EREFUSED, "[%s] %s", bname(&e),
+		     e.err.message);
+	cr_assert(strncmp(e.err.message, "migrate to 2 refused: expand is at 1", 36) == 0 &&
+		  strstr(e.err.message, "not recorded in dbphase_history"), "[%s] %s", bname(&e),
+		  e.err.message);
+	cr_assert_lt(machine_stamp(&e.st, &e.repo, 2, &e.o, &e.err), 0, "[%s] stamp succeeded "
+		     "without history", bname(&e));
+	assert_row(&e, "1/0/0");
+	cr_assert_lt(machine_downgrade(&e.st, &e.repo, &e.plan, 0, &e.o, &e.err), 0,
+		     "[%s] downgrade succeeded without history", bname(&e));
+	cr_assert(strstr(e.err.message, "not recorded in dbphase_history"), "[%s] %s", bname(&e),
+		  e.err.message);
+	assert_history(&e, "ok 0/0/0 1/0/0\n");
+	break_history(&e, false);
+	phase_ok(&e, PHASE_EXPAND, 2);
+	assert_row(&e, "2/0/0");
+	assert_history(&e, "ok 0/0/0 1/0/0\nok 0/0/0 2/0/0\n");
 	env_close(&e);
 }
 
@@ -623,6 +775,55 @@ BACKEND_TEST(state, eight_processes_expand_once)
 	env_close(&e);
 }
 
+/*
+ * Eight nodes register at once on a database dbphase never touched: the
+ * tables are created once, each registration is one atomic upsert (two
+ * processes per name), and all eight succeed.
+ */
+BACKEND_TEST(state, eight_nodes_register_at_once_on_a_fresh_database)
+{
+	const char *const v[] = { v1_items };
+	enum { N = 8 };
+	struct env e;
+	char *out[N], *err[N], *tmp = test_mkdtemp();
+	pid_t pid[N];
+	int gate[2], code[N], i;
+
+	env_open(&e, *backend, v, 1);
+	cr_assert_eq(pipe(gate), 0);
+	for (i = 0; i < N; i++) {
+		char name[16], version[16];
+		char *argv[] = { "--database", e.db.url, "--repository", e.dir, "node", "register",
+				 "--name", name, "--schema-version", version, NULL };
+
+		snprintf(name, sizeof(name), "app-%d", i % (N / 2));
+		snprintf(version, sizeof(version), "%d", 1);
+		out[i] = xasprintf("%s/out%d", tmp, i);
+		err[i] = xasprintf("%s/err%d", tmp, i);
+		pid[i] = spawn_dbphase(argv, out[i], err[i], gate);
+	}
+	close(gate[0]);
+	close(gate[1]);
+	for (i = 0; i < N; i++)
+		code[i] = wait_child(pid[i]);
+	for (i = 0; i < N; i++) {
+		char *o = slurp(out[i]), *er = slurp(err[i]);
+
+		cr_assert_eq(code[i], 0, "[%s] process %d: exit %d\n%s%s", bname(&e), i, code[i], o,
+			     er);
+		cr_assert_str_eq(er, "", "[%s] process %d: %s", bname(&e), i, er);
+		free(o);
+		free(er);
+		free(out[i]);
+		free(err[i]);
+	}
+	cr_assert_eq(query_ll(e.conn, "SELECT count(*) FROM dbphase_nodes"), N / 2);
+	cr_assert_eq(query_ll(e.conn, "SELECT count(*) FROM dbphase_meta"), 1);
+	test_rmtree(tmp);
+	free(tmp);
+	env_close(&e);
+}
+
 /* A step that takes a few seconds and changes nothing that lasts. */
 static const char slow_v2[] =
 	"description: count, then think, then add\n"
@@ -683,6 +884,8 @@ BACKEND_TEST(state, killed_between_expand_steps_resumes_at_the_next)
 	cr_assert_eq(query_ll(e.conn, "SELECT count(*) FROM counter WHERE who = 'third'"), 1);
 	cr_assert_eq(count_steps(&e, "v002.expand.%"), 4);
 	assert_row(&e, "2/0/0");
+	/* The killed run wrote none; the rerun one, from where it found the row. */
+	assert_history(&e, "ok 0/0/0 1/0/0\nok 1/0/0 2/0/0\n");
 	run_release(&r);
 	env_close(&e);
 }
@@ -754,6 +957,8 @@ BACKEND_TEST(state, killed_migrate_resumes_every_row_exactly_once)
 		     query_ll(e.conn, "SELECT count(*) FROM items WHERE n = 2"));
 	cr_assert_eq(count_steps(&e, "v002.migrate.%"), 1);
 	assert_row(&e, "2/2/1");
+	assert_history(&e, "ok 0/0/0 1/0/0\nok 1/0/0 1/1/0\nok 1/1/0 1/1/1\nok 1/1/1 2/1/1\n"
+		       "ok 2/1/1 2/2/1\n");
 	run_release(&r);
 	env_close(&e);
 }

@@ -15,11 +15,17 @@
  *   db_sync --expand 2; db_sync --migrate 2; v2 clients start beside v1
  *   db_sync --contract 2 while a v1 node is live  -> must exit 5
  *   v1 clients stop and retire; db_sync --contract 2 -> must exit 0
+ *   a v1 node registering again -> must exit 5 (its schema is gone)
  *   v2 clients keep running (now with scores beyond 32 bits)
+ *
+ * Every node command's exit status is checked (register, heartbeat and
+ * retire 0; the late v1 registration 5).
  *
  * Every row a client writes is recorded in a ledger with the values its
  * writer meant.  Clients of each version read rows the other version wrote
- * and check them through their own shape.  At the end every ledger row is
+ * and check them through their own shape, and both directions must have
+ * happened: old code reading what new code wrote, and new code reading
+ * what old code wrote.  At the end every ledger row is
  * compared with the table (by a checksum over the whole ledger and row by
  * row on a mismatch).  Statement latencies are kept per phase and printed.
  *
@@ -118,6 +124,9 @@ static struct {
 	struct ledger ledger;
 	pthread_mutex_t sqlite_writer;	/* SQLite: one writer at a time */
 	FILE *log;
+	int node_commands;		/* dbphase node ... run */
+	int node_failures;		/* ... that exited otherwise than expected */
+	char first_node_failure[160];
 } g;
 
 static void
@@ -204,6 +213,26 @@ dbphase(const char *first, ...)
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/*
+ * dbphase node SUB --name NAME [--schema-version VERSION], which must exit
+ * with want; a failure is counted (and the first one kept) for the report.
+ */
+static void
+node(int want, const char *sub, const char *name, const char *version)
+{
+	int code = version ? dbphase("node", sub, "--name", name, "--schema-version", version,
+				     NULL) :
+			     dbphase("node", sub, "--name", name, NULL);
+
+	g.node_commands++;
+	if (code == want)
+		return;
+	if (g.node_failures++ == 0)
+		snprintf(g.first_node_failure, sizeof(g.first_node_failure),
+			 "node %s --name %s%s%s exited %d, not %d", sub, name,
+			 version ? " --schema-version " : "", version ? version : "", code, want);
 }
 
 /* ---- the ledger ------------------------------------------------------------------ */
@@ -499,8 +528,7 @@ client_start(struct client *c, int version, int index)
 	c->seed = (unsigned)(version * 1000 + index) ^ (unsigned)time(NULL);
 	snprintf(c->node, sizeof(c->node), "app-v%d-%d", version, index);
 	snprintf(schema, sizeof(schema), "%d", version);
-	if (dbphase("node", "register", "--name", c->node, "--schema-version", schema, NULL) != 0)
-		die("node register %s failed (see the log)", c->node);
+	node(0, "register", c->node, schema);
 	if (pthread_create(&c->thread, NULL, client_main, c) != 0)
 		die("pthread_create failed");
 }
@@ -825,7 +853,7 @@ heartbeat_wait(struct client *clients, size_t n, int seconds)
 	while (now_ms() < end) {
 		for (i = 0; i < n; i++)
 			if (clients[i].thread && !atomic_load(&clients[i].stop))
-				dbphase("node", "heartbeat", "--name", clients[i].node, NULL);
+				node(0, "heartbeat", clients[i].node, NULL);
 		sleep_ms(1000);
 	}
 }
@@ -857,7 +885,7 @@ main(int argc, char **argv)
 	struct db_conn *c;
 	char *logpath;
 	int opt, fails = 0, tests = 0, code, i, backend = -1;
-	uint64_t statements = 0, errors = 0, cross = 0;
+	uint64_t statements = 0, errors = 0, cross[3] = { 0, 0, 0 };
 
 	g.rows = 100000;
 	g.seconds = 4;
@@ -932,12 +960,14 @@ main(int argc, char **argv)
 
 	for (i = 0; i < N_V1; i++) {
 		client_stop(&clients[i]);
-		dbphase("node", "retire", "--name", clients[i].node, NULL);
+		node(0, "retire", clients[i].node, NULL);
 	}
 	code = phase(WIN_CONTRACT, "--contract");
 	printf("%s %d - db_sync --contract 2 exits 0 once v1 is gone (got %d)\n",
 	       code == 0 ? "ok" : "not ok", ++tests, code);
 	fails += code != 0;
+	/* A v1 node coming back after contract is turned away: its columns are gone. */
+	node(5, "register", clients[0].node, "1");
 
 	atomic_store(&g.window, WIN_AFTER);
 	heartbeat_wait(clients, N_V1 + N_V2, g.seconds);
@@ -947,7 +977,7 @@ main(int argc, char **argv)
 	for (i = 0; i < N_V1 + N_V2; i++) {
 		statements += clients[i].statements;
 		errors += clients[i].errors;
-		cross += clients[i].cross_checks;
+		cross[clients[i].version] += clients[i].cross_checks;
 		if (clients[i].errors)
 			printf("# first error: %s\n", clients[i].first_error);
 	}
@@ -955,9 +985,18 @@ main(int argc, char **argv)
 	       errors == 0 ? "ok" : "not ok", ++tests, (unsigned long long)statements,
 	       (unsigned long long)errors);
 	fails += errors != 0;
-	printf("%s %d - writes of each version were read back through the other's shape "
-	       "(%llu checks)\n", cross > 0 ? "ok" : "not ok", ++tests, (unsigned long long)cross);
-	fails += cross == 0;
+	printf("%s %d - v1 code read rows v2 code wrote, through its own shape (%llu checks)\n",
+	       cross[1] > 0 ? "ok" : "not ok", ++tests, (unsigned long long)cross[1]);
+	fails += cross[1] == 0;
+	printf("%s %d - v2 code read rows v1 code wrote, through its own shape (%llu checks)\n",
+	       cross[2] > 0 ? "ok" : "not ok", ++tests, (unsigned long long)cross[2]);
+	fails += cross[2] == 0;
+	printf("%s %d - every node command exited as expected (%d commands)\n",
+	       g.node_failures == 0 ? "ok" : "not ok", ++tests, g.node_commands);
+	if (g.node_failures)
+		printf("# %d node commands failed; first: %s\n", g.node_failures,
+		       g.first_node_failure);
+	fails += g.node_failures != 0;
 	code = verify_final(c);
 	printf("%s %d - every row written by either version has the values its writer meant\n",
 	       code == 0 ? "ok" : "not ok", ++tests);
