@@ -129,7 +129,10 @@ cmd_node(struct cli *cli, int argc, char **argv)
 	}
 	if (force && strcmp(sub, "register") != 0)
 		return cli_usage_error(cli, "--force goes with node register only");
-	if ((rc = cli_open_state(cli)) < 0)
+	/* register and retire name the database first; heartbeats stay quiet (cron, timers). */
+	rc = strcmp(sub, "register") == 0 || strcmp(sub, "retire") == 0 ?
+	     cli_open_state_to_change(cli) : cli_open_state(cli);
+	if (rc < 0)
 		return rc;
 	if (strcmp(sub, "register") == 0 && (rc = state_ensure_tables(&cli->st, &cli->err)) < 0)
 		return rc;
