@@ -98,13 +98,9 @@ cli_connect(struct cli *cli)
 	if ((rc = cli_load_plan(cli, cli->url.backend)) < 0)
 		return rc;
 	if ((rc = db_connect(&cli->url, &cli->conn, &cli->err)) < 0) {
-		if (rc == DBPHASE_ECONNECT && cli->url.backend != DB_BACKEND_SQLITE) {
-			char *masked = db_url_mask(cli->url_text);
-
-			err_prefixf(&cli->err, "cannot connect to %s (from %s)", masked,
+		if (rc == DBPHASE_ECONNECT && cli->url.backend != DB_BACKEND_SQLITE)
+			err_prefixf(&cli->err, "cannot connect to %s (from %s)", cli->url.masked,
 				    cli->url_source);
-			free(masked);
-		}
 		return rc;
 	}
 	/* Where SQL depends on the server's version, plan again for this one. */

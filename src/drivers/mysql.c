@@ -251,6 +251,7 @@ mdb_url_copy(struct db_url *dst, const struct db_url *src)
 		dst->params[i].value = xstrdup_or_null(src->params[i].value);
 	}
 	dst->n_params = src->n_params;
+	dst->masked = xstrdup_or_null(src->masked);
 }
 
 static int
