@@ -179,11 +179,8 @@ cli_connect(struct cli *cli)
 			return rc;
 		if ((rc = db_connect(&cli->url, &cli->conn, &cli->err)) < 0) {
 			if (rc == DBPHASE_ECONNECT && cli->url.backend != DB_BACKEND_SQLITE) {
-				char *masked = db_url_mask(cli->url_text);
-
-				err_prefixf(&cli->err, "cannot connect to %s (from %s)", masked,
-					    cli->url_source);
-				free(masked);
+				err_prefixf(&cli->err, "cannot connect to %s (from %s)",
+					    cli->url.masked, cli->url_source);
 			}
 			return rc;
 		}
@@ -243,16 +240,13 @@ cli_open_state(struct cli *cli)
 int
 cli_open_state_to_change(struct cli *cli)
 {
-	char *masked;
 	int rc;
 
 	if ((rc = cli_open_state(cli)) < 0 || cli->announced)
 		return rc;
 	/* Before anything changes: which database, and who said so. */
 	cli->announced = true;
-	masked = db_url_mask(cli->url_text);
-	fprintf(stderr, "dbphase: database %s (from %s)\n", masked, cli->url_source);
-	free(masked);
+	fprintf(stderr, "dbphase: database %s (from %s)\n", cli->url.masked, cli->url_source);
 	return 0;
 }
 

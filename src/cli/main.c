@@ -94,8 +94,9 @@ static const char global_help[] =
 	"Global options (before or after the command):\n"
 	"  --database URL        postgresql://, mysql://, mariadb:// or sqlite:/// URL\n"
 	"                        (else [database] connection, else $DBPHASE_DATABASE,\n"
-	"                        else sqlite:///dbphase.sqlite)\n"
-	"  --config-file PATH    INI file; repeatable, later wins\n"
+	"                        else sqlite:///dbphase.sqlite); its password is\n"
+	"                        blanked in ps once read, but $DBPHASE_DATABASE or a\n"
+	"                        config file keeps it out of the process table\n"	"  --config-file PATH    INI file; repeatable, later wins\n"
 	"  --config-dir DIR      every *.conf in DIR, sorted\n"
 	"  --repository DIR      the migration repository (default [dbphase] repository,\n"
 	"                        else migrations/ beside the config, else ./migrations)\n"
@@ -377,6 +378,11 @@ parse_globals(struct cli *cli, int argc, char **argv, const struct cli_command *
 				case OPT_DATABASE:
 					free(cli->database);
 					cli->database = xstrdup(value);
+					/*
+					 * ps and /proc/PID/cmdline show argv's memory for
+					 * the whole run: keep the URL, not its password.
+					 */
+					db_url_scrub((char *)value);
 					break;
 				case OPT_REPOSITORY:
 					free(cli->repository);

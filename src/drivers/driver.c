@@ -210,6 +210,11 @@ db_sql_rewrite_params(const char *sql, bool numbered, struct strbuf *out,
 	}
 }
 
+/*
+ * Wrap s in q, doubling q (and a backslash, if backslash) inside.  The
+ * text is UTF-8, so a byte equal to q or '\\' is always that character,
+ * never the tail of another.
+ */
 static void
 quote_with(struct strbuf *out, const char *s, char q, bool backslash)
 {

@@ -255,7 +255,10 @@ void db_sql_rewrite_params(const char *sql, bool numbered, struct strbuf *out,
  * Quote an identifier or a string literal for a backend's dialect, without
  * a connection ("x" / `x`; 'it''s', and MariaDB doubles backslashes too).
  * The planner renders SQL offline with these; the drivers' quote_ident and
- * quote_literal give the same result.
+ * quote_literal are these same functions.  The MariaDB form assumes what
+ * the MariaDB driver makes of every session at connect: utf8mb4 (no
+ * multi-byte character holds a quote or backslash byte) and an sql_mode
+ * without NO_BACKSLASH_ESCAPES and ANSI_QUOTES.
  */
 void db_quote_ident(enum db_backend backend, struct strbuf *out, const char *ident);
 void db_quote_literal(enum db_backend backend, struct strbuf *out, const char *text);

@@ -251,6 +251,7 @@ mdb_url_copy(struct db_url *dst, const struct db_url *src)
 		dst->params[i].value = xstrdup_or_null(src->params[i].value);
 	}
 	dst->n_params = src->n_params;
+	dst->masked = xstrdup_or_null(src->masked);
 }
 
 static int
@@ -274,6 +275,40 @@ mdb_parse_bool(const char *s, bool *out)
 }
 
 /*
+ * Character sets in which the last byte of a multi-byte character can be
+ * 0x5c, a backslash: under them the quoting of a literal can be cut open
+ * ('\xbf\x5c' is one character, and the backslash doubled after it
+ * escapes the closing quote).  dbphase talks utf8mb4 whatever the URL
+ * says, and refuses these outright rather than let a URL that asks for
+ * them look accepted.
+ */
+static const char *const mdb_unsafe_charsets[] = {
+	"big5", "cp932", "gb18030", "gbk", "sjis",
+};
+
+/*
+ * A URL's charset parameter.  It is meant for the application's driver
+ * (OpenStack URLs carry charset=utf8): dbphase's SQL is UTF-8 text, so its
+ * session is utf8mb4 in any case (mdb_session_setup), and the parameter
+ * only has to be safe.
+ */
+static int
+mdb_check_charset(const char *charset, struct dbphase_error *err)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(mdb_unsafe_charsets) / sizeof(mdb_unsafe_charsets[0]); i++)
+		if (strcasecmp(charset, mdb_unsafe_charsets[i]) == 0)
+			return err_setf(err, DBPHASE_EBADINPUT,
+					"MariaDB URL parameter charset=%s refused: in %s a "
+					"multi-byte character can end in a backslash byte, "
+					"which makes quoted strings unsafe; dbphase always talks "
+					"utf8mb4 (its SQL is UTF-8), so remove the parameter or "
+					"write charset=utf8mb4", charset, mdb_unsafe_charsets[i]);
+	return 0;
+}
+
+/*
  * Set the connection options the URL asks for on handle; *tls tells
  * whether the URL demands TLS (ssl=true, ssl_verify_cert=true or a
  * certificate).  Unknown parameters are refused: a mistyped ssl_ca must not
@@ -283,7 +318,6 @@ static int
 mdb_set_options(MYSQL *handle, const struct db_url *url, unsigned max_timeout_s,
 		bool *tls, struct dbphase_error *err)
 {
-	const char *charset = "utf8mb4";
 	unsigned timeout_s = MDB_CONNECT_TIMEOUT_S, no_infile = 0;
 	my_bool on = 1, off = 0;
 	bool b;
@@ -305,7 +339,8 @@ mdb_set_options(MYSQL *handle, const struct db_url *url, unsigned max_timeout_s,
 				goto bad_value;
 			timeout_s = (unsigned)v;
 		} else if (strcmp(key, "charset") == 0) {
-			charset = val;
+			if ((rc = mdb_check_charset(val, err)) < 0)
+				return rc;
 		} else if (strcmp(key, "ssl") == 0) {
 			if (mdb_parse_bool(val, &b) < 0)
 				goto bad_value;
@@ -348,7 +383,7 @@ bad_value:
 	if (max_timeout_s && timeout_s > max_timeout_s)
 		timeout_s = max_timeout_s;
 	mysql_options(handle, MYSQL_OPT_CONNECT_TIMEOUT, &timeout_s);
-	mysql_options(handle, MYSQL_SET_CHARSET_NAME, charset);
+	mysql_options(handle, MYSQL_SET_CHARSET_NAME, "utf8mb4");
 	/* LOAD DATA LOCAL would let a hostile server read our files. */
 	mysql_options(handle, MYSQL_OPT_LOCAL_INFILE, &no_infile);
 	return 0;
@@ -439,6 +474,108 @@ mdb_check_version(struct mdb_conn *c, struct dbphase_error *err)
 			c->is_mariadb ? "MariaDB" : "MySQL", min / 10000, min / 100 % 100);
 }
 
+/*
+ * sql_mode flags under which a quoted literal or identifier would mean
+ * something else than db_quote_literal / db_quote_ident wrote, and the
+ * combined modes that bring ANSI_QUOTES back with them.
+ */
+static const char *const mdb_unsafe_modes[] = {
+	"NO_BACKSLASH_ESCAPES", "ANSI_QUOTES",
+	"ANSI", "DB2", "MAXDB", "MSSQL", "ORACLE", "POSTGRESQL",
+};
+
+static bool
+mdb_mode_unsafe(const char *flag, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(mdb_unsafe_modes) / sizeof(mdb_unsafe_modes[0]); i++)
+		if (strlen(mdb_unsafe_modes[i]) == len &&
+		    strncasecmp(mdb_unsafe_modes[i], flag, len) == 0)
+			return true;
+	return false;
+}
+
+/* The session's sql_mode into *mode (owned). */
+static int
+mdb_sql_mode(struct mdb_conn *c, char **mode, struct dbphase_error *err)
+{
+	struct db_result *res = NULL;
+	int rc;
+
+	*mode = NULL;
+	if ((rc = mdb_run(c, "SELECT @@SESSION.sql_mode", NULL, 0, &res, err)) < 0)
+		return rc;
+	if (res->n_rows == 1 && res->n_cols == 1)
+		*mode = xstrdup(db_result_value(res, 0, 0) ? db_result_value(res, 0, 0) : "");
+	else
+		rc = err_setf(err, DBPHASE_EDB, "SELECT @@SESSION.sql_mode returned no value");
+	db_result_free(res);
+	return rc;
+}
+
+/*
+ * Make the session the one dbphase's SQL is written for, whatever the
+ * server's defaults or its init_connect say:
+ *
+ * - utf8mb4.  Migration files are UTF-8, and in utf8mb4 neither a quote
+ *   nor a backslash byte is ever part of a multi-byte character, so the
+ *   doubling done by db_quote_literal cannot be cut open.
+ * - an sql_mode without NO_BACKSLASH_ESCAPES and ANSI_QUOTES (and the
+ *   combined modes that imply ANSI_QUOTES), keeping the server's other
+ *   flags: a literal is read with backslash escapes, as db_quote_literal
+ *   writes it, and "..." is a string, as MariaDB's default has it.
+ *   Triggers keep the sql_mode they were created under, so this holds for
+ *   the bodies dbphase creates as well.  The mode is read back: a server
+ *   that put a removed flag back is refused rather than trusted.
+ * - UTC for timestamps.
+ */
+static int
+mdb_session_setup(struct mdb_conn *c, struct dbphase_error *err)
+{
+	struct strbuf want = STRBUF_INIT, sql = STRBUF_INIT;
+	char *mode = NULL, *check = NULL;
+	const char *p;
+	int rc;
+
+	if ((rc = mdb_run(c, "SET NAMES utf8mb4", NULL, 0, NULL, err)) < 0)
+		return rc;
+	if ((rc = mdb_run(c, "SET time_zone = '+00:00'", NULL, 0, NULL, err)) < 0)
+		return rc;
+	if ((rc = mdb_sql_mode(c, &mode, err)) < 0)
+		return rc;
+	for (p = mode; *p; ) {
+		size_t len = strcspn(p, ",");
+
+		if (len && !mdb_mode_unsafe(p, len)) {
+			if (want.len)
+				strbuf_addch(&want, ',');
+			strbuf_add(&want, p, len);
+		}
+		p += len + (p[len] == ',');
+	}
+	strbuf_addstr(&sql, "SET SESSION sql_mode = ");
+	db_quote_literal(DB_BACKEND_MYSQL, &sql, want.buf);
+	rc = mdb_run(c, sql.buf, NULL, 0, NULL, err);
+	if (rc == 0)
+		rc = mdb_sql_mode(c, &check, err);
+	for (p = check; rc == 0 && *p; ) {
+		size_t len = strcspn(p, ",");
+
+		if (mdb_mode_unsafe(p, len))
+			rc = err_setf(err, DBPHASE_EUNSUPPORTED,
+				      "the server keeps %.*s in sql_mode (%s) after dbphase "
+				      "removed it; dbphase's quoted strings need it off",
+				      (int)len, p, check);
+		p += len + (p[len] == ',');
+	}
+	free(check);
+	free(mode);
+	strbuf_release(&want);
+	strbuf_release(&sql);
+	return rc;
+}
+
 static int
 mdb_connect(const struct db_url *url, struct db_conn **out,
 	    struct dbphase_error *err)
@@ -476,8 +613,7 @@ mdb_connect(const struct db_url *url, struct db_conn **out,
 	rc = mdb_check_version(c, err);
 	if (rc < 0)
 		goto out;
-	/* Timestamps are read and written in UTC, whatever the server's zone. */
-	rc = mdb_run(c, "SET time_zone = '+00:00'", NULL, 0, NULL, err);
+	rc = mdb_session_setup(c, err);
 	if (rc < 0)
 		goto out;
 	*out = &c->base;
@@ -1296,9 +1432,6 @@ mdb_lower_type(const char *type)
 	return s;
 }
 
-static void mdb_quote_ident(struct strbuf *out, const char *ident);
-static void mdb_quote_literal(struct strbuf *out, const char *text);
-
 /*
  * COLUMN_DEFAULT as an expression.  MariaDB 10.2.7+ already reports an
  * expression ('abc' quoted, current_timestamp(), and the word NULL for an
@@ -1316,7 +1449,7 @@ mdb_default_expr(const struct mdb_conn *c, const char *def, const char *extra)
 		return strcmp(def, "NULL") == 0 ? NULL : xstrdup(def);
 	if (extra && strstr(extra, "DEFAULT_GENERATED"))
 		return xstrdup(def);
-	mdb_quote_literal(&sb, def);
+	db_quote_literal(DB_BACKEND_MYSQL, &sb, def);
 	return strbuf_detach(&sb);
 }
 
@@ -1425,7 +1558,7 @@ mdb_add_column_list(struct strbuf *sb, struct db_result *keys, const char *name,
 			continue;
 		if (n++)
 			strbuf_addstr(sb, ", ");
-		mdb_quote_ident(sb, db_result_value(keys, i, col));
+		db_quote_ident(DB_BACKEND_MYSQL, sb, db_result_value(keys, i, col));
 	}
 	strbuf_addch(sb, ')');
 }
@@ -1465,10 +1598,10 @@ mdb_constraint_def(enum db_constraint_kind kind, const char *name,
 			    db_result_value(keys, i, 3) == NULL)
 				continue;
 			if (other && strcmp(other, "1") == 0) {
-				mdb_quote_ident(&sb, schema);
+				db_quote_ident(DB_BACKEND_MYSQL, &sb, schema);
 				strbuf_addch(&sb, '.');
 			}
-			mdb_quote_ident(&sb, db_result_value(keys, i, 3));
+			db_quote_ident(DB_BACKEND_MYSQL, &sb, db_result_value(keys, i, 3));
 			break;
 		}
 		strbuf_addch(&sb, ' ');
@@ -1652,36 +1785,20 @@ out:
 }
 
 /*
- * Quoting: pure functions.  Backslash is an escape character in MariaDB
- * string literals unless sql_mode has NO_BACKSLASH_ESCAPES, which dbphase
- * never sets, so it is doubled as well.
+ * Quoting is db_quote_ident / db_quote_literal, the one implementation the
+ * planner renders offline SQL with too; it is right for the session that
+ * mdb_session_setup makes (utf8mb4, backslash escapes on).
  */
 static void
 mdb_quote_ident(struct strbuf *out, const char *ident)
 {
-	const char *p;
-
-	strbuf_addch(out, '`');
-	for (p = ident; *p; p++) {
-		if (*p == '`')
-			strbuf_addch(out, '`');
-		strbuf_addch(out, *p);
-	}
-	strbuf_addch(out, '`');
+	db_quote_ident(DB_BACKEND_MYSQL, out, ident);
 }
 
 static void
 mdb_quote_literal(struct strbuf *out, const char *text)
 {
-	const char *p;
-
-	strbuf_addch(out, '\'');
-	for (p = text; *p; p++) {
-		if (*p == '\'' || *p == '\\')
-			strbuf_addch(out, *p);
-		strbuf_addch(out, *p);
-	}
-	strbuf_addch(out, '\'');
+	db_quote_literal(DB_BACKEND_MYSQL, out, text);
 }
 
 /*

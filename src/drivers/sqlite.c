@@ -18,6 +18,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,7 +28,7 @@
 struct sqlite_conn {
 	struct db_conn base;
 	sqlite3 *db;
-	char *path;		/* file path, or ":memory:" */
+	char *path;		/* file path, or ":memory:" (asked for by name) */
 	int lock_fd;		/* lock file, -1 until first lock */
 	struct db_result *pending;	/* async: the result of the last send */
 	struct dbphase_error pending_err;
@@ -66,9 +67,14 @@ sqlite_connect(const struct db_url *url, struct db_conn **out,
 	int rc;
 
 	*out = NULL;
+	/* Nothing would persist in a database nobody named (db_url_parse refuses it too). */
+	if (url->database == NULL || *url->database == '\0') {
+		free(c);
+		return err_setf(err, DBPHASE_EBADINPUT, "the SQLite URL names no file");
+	}
 	c->base.drv = db_driver_for(DB_BACKEND_SQLITE);
 	c->lock_fd = -1;
-	c->path = xstrdup(url->database ? url->database : ":memory:");
+	c->path = xstrdup(url->database);
 	rc = sqlite3_open_v2(c->path, &c->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 			     SQLITE_OPEN_FULLMUTEX, NULL);
@@ -273,6 +279,41 @@ sqlite_lock_range(struct flock *fl, const char *name, short type)
 	fl->l_len = 1;
 }
 
+/*
+ * Open (creating it) the lock file beside the database.  It is never
+ * followed through a symbolic link: whoever can write the database's
+ * folder could otherwise point it at a file of dbphase's user and have it
+ * created there.  Only a plain file will do.
+ */
+static int
+sqlite_open_lock_file(struct sqlite_conn *c, struct dbphase_error *err)
+{
+	char *lock_path = xasprintf("%s-dbphase.lock", c->path);
+	struct stat st;
+	int fd, rc = 0;
+
+	fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY,
+		  0644);
+	if (fd < 0 && errno == ELOOP)
+		rc = err_setf(err, DBPHASE_EIO, "lock file '%s' is a symbolic link; dbphase "
+			      "does not follow one (remove it: dbphase creates the file)",
+			      lock_path);
+	else if (fd < 0)
+		rc = err_setf(err, DBPHASE_EIO, "cannot open lock file '%s': %s", lock_path,
+			      strerror(errno));
+	else if (fstat(fd, &st) < 0)
+		rc = err_setf(err, DBPHASE_EIO, "cannot stat lock file '%s': %s", lock_path,
+			      strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		rc = err_setf(err, DBPHASE_EIO, "lock file '%s' is not a plain file", lock_path);
+	if (rc < 0 && fd >= 0)
+		close(fd);
+	else if (rc == 0)
+		c->lock_fd = fd;
+	free(lock_path);
+	return rc;
+}
+
 static int
 sqlite_lock(struct db_conn *conn, const char *name, int timeout_ms,
 	    struct dbphase_error *err)
@@ -285,17 +326,10 @@ sqlite_lock(struct db_conn *conn, const char *name, int timeout_ms,
 	if (strcmp(c->path, ":memory:") == 0)
 		return 0;	/* private to this connection: nothing to share */
 	if (c->lock_fd < 0) {
-		char *lock_path = xasprintf("%s-dbphase.lock", c->path);
+		int rc = sqlite_open_lock_file(c, err);
 
-		c->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-		if (c->lock_fd < 0) {
-			int rc = err_setf(err, DBPHASE_EIO, "cannot open lock file '%s': %s",
-					  lock_path, strerror(errno));
-
-			free(lock_path);
+		if (rc < 0)
 			return rc;
-		}
-		free(lock_path);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {

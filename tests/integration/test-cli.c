@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <regex.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "cli-run.h"	/* testlib.h (criterion) first */
 
@@ -1387,4 +1388,288 @@ BACKEND_TEST(cli, status_json_has_the_documented_shape)
 	json_decref(schema);
 	free(path);
 	cenv_close(&c);
+}
+
+/* ---- passwords: however they are written, never shown, not even in ps -------- */
+
+/* url with its user information replaced by user:password (both as written). */
+static char *
+url_with_password(const char *url, const char *user, const char *password)
+{
+	const char *host = strstr(url, "://") + 3;
+	const char *at = memchr(host, '@', strcspn(host, "/?"));
+
+	if (at)
+		host = at + 1;
+	return xasprintf("%.*s%s:%s@%s", (int)(strstr(url, "://") + 3 - url), url, user,
+			 password, host);
+}
+
+/* Whether the text printed shows password, or any 6 bytes of it. */
+static bool
+shows(const char *text, const char *password)
+{
+	size_t len = strlen(password), i;
+
+	for (i = 0; i + 6 <= len; i++)
+		if (memmem(text, strlen(text), password + i, 6))
+			return true;
+	return false;
+}
+
+/*
+ * On MariaDB a login whose password holds '/', '#' and '?' (the server's
+ * root has none); on PostgreSQL the test server trusts every password.
+ * Returns the URL of c's database with user and password, or NULL on SQLite.
+ */
+static char *
+login_with_password(struct cenv *c, const char *password, char **user)
+{
+	*user = NULL;
+	if (c->db.backend == DB_BACKEND_SQLITE)
+		return NULL;
+	if (c->db.backend == DB_BACKEND_MYSQL) {
+		char *sql;
+
+		*user = xasprintf("dbp_pw%d", (int)getpid());
+		sql = xasprintf("DROP USER IF EXISTS '%s'@'%%'", *user);
+		test_exec(c->conn, sql);
+		free(sql);
+		sql = xasprintf("CREATE USER '%s'@'%%' IDENTIFIED BY '%s'", *user, password);
+		test_exec(c->conn, sql);
+		free(sql);
+		sql = xasprintf("GRANT ALL ON `%s`.* TO '%s'@'%%'", c->db.name, *user);
+		test_exec(c->conn, sql);
+		free(sql);
+		return url_with_password(c->db.url, *user, password);
+	}
+	*user = xstrdup("postgres");
+	return url_with_password(c->db.url, *user, password);
+}
+
+static void
+logout(struct cenv *c, char *user)
+{
+	if (c->db.backend == DB_BACKEND_MYSQL && user) {
+		char *sql = xasprintf("DROP USER IF EXISTS '%s'@'%%'", user);
+
+		test_exec(c->conn, sql);
+		free(sql);
+	}
+	free(user);
+}
+
+BACKEND_TEST(cli, passwords_are_never_shown_however_they_are_written)
+{
+	static const char password[] = "S3c/r#t?Pw0rd";
+	const char *scheme = *backend == DB_BACKEND_POSTGRESQL ? "postgresql" :
+			     *backend == DB_BACKEND_MYSQL ? "mysql" : "sqlite";
+	struct cenv c;
+	char *user, *login, *urls[9];
+	size_t n = 0, k;
+	int port = closed_port();
+
+	cenv_open(&c, *backend, (const char *const[]){ v1_items }, 1);
+	if (*backend != DB_BACKEND_SQLITE) {
+		/* Unreachable (69): reserved characters, password parameters. */
+		urls[n++] = xasprintf("%s://admin:%s@127.0.0.1:%d/app", scheme, password, port);
+		urls[n++] = xasprintf("%s://admin:Pw#S3cr3tXyz@127.0.0.1:%d/app", scheme, port);
+		urls[n++] = xasprintf("%s://admin:Pw/S3cr3tXyz@127.0.0.1:%d/app", scheme, port);
+		urls[n++] = xasprintf("%s://admin:Pw?S3cr3tXyz@127.0.0.1:%d/app", scheme, port);
+		urls[n++] = xasprintf("%s://admin@127.0.0.1:%d/app?sslpassword=S3cr3tXyz", scheme,
+				      port);
+		urls[n++] = xasprintf("%s://admin@127.0.0.1:%d/app?pass%%77ord=S3cr3tXyz", scheme,
+				      port);
+	}
+	/* Unparsed (65): never echoed. */
+	urls[n++] = xasprintf("%sl://admin:S3cr3tXyz@127.0.0.1:%d/app", scheme, port);
+	urls[n++] = xasprintf("%s://admin:S3cr3tXyz@127.0.0.1:%d/a%%00pp", scheme, port);
+	urls[n++] = xasprintf("admin:S3cr3tXyz@127.0.0.1:%d/app", port);
+	for (k = 0; k < n; k++) {
+		static const char *const commands[][3] = {
+			{ "status", NULL }, { "--format", "json", "status" }, { "db_sync", NULL },
+		};
+		int want = k >= n - 3 ? 65 : 69;	/* the last three do not parse */
+		size_t j;
+
+		for (j = 0; j < sizeof(commands) / sizeof(commands[0]); j++) {
+			char *argv[8] = { "--database", urls[k], "--repository", c.dir };
+			struct run r;
+			size_t a = 4, i;
+
+			for (i = 0; i < 3 && commands[j][i]; i++)
+				argv[a++] = (char *)commands[j][i];
+			argv[a] = NULL;
+			run_argv(&r, argv);
+			cr_assert_eq(r.code, want, "[%s] %s %s: " RUN_FMT, bname(&c), urls[k],
+				     commands[j][0], RUN_ARGS(r));
+			cr_assert(!shows(r.out, "S3cr3tXyz") && !shows(r.err, "S3cr3tXyz") &&
+				  !shows(r.out, password) && !shows(r.err, password),
+				  "[%s] %s: the password was printed: " RUN_FMT, bname(&c), urls[k],
+				  RUN_ARGS(r));
+			run_release(&r);
+		}
+	}
+	/* Reachable, with a password holding '/', '#' and '?': status and JSON. */
+	login = login_with_password(&c, password, &user);
+	if (login == NULL)	/* SQLite: a parameter named like a password */
+		login = xasprintf("%s?passphrase=%s", c.db.url, "S3cr3tXyz");
+	{
+		struct run r;
+
+		run_dbphase(&r, "--database", login, "--repository", c.dir, "status", NULL);
+		cr_assert_eq(r.code, 0, "[%s] %s: " RUN_FMT, bname(&c), login, RUN_ARGS(r));
+		cr_assert(!shows(r.out, password) && !shows(r.out, "S3cr3tXyz") &&
+			  strstr(r.out, "***"), "[%s] %s", bname(&c), r.out);
+		run_release(&r);
+		run_dbphase(&r, "--database", login, "--repository", c.dir, "--format", "json",
+			    "status", NULL);
+		cr_assert_eq(r.code, 0, "[%s] %s: " RUN_FMT, bname(&c), login, RUN_ARGS(r));
+		cr_assert(!shows(r.out, password) && !shows(r.out, "S3cr3tXyz") &&
+			  strstr(r.out, "***"), "[%s] %s", bname(&c), r.out);
+		run_release(&r);
+	}
+	free(login);
+	logout(&c, user);
+	for (k = 0; k < n; k++)
+		free(urls[k]);
+	cenv_close(&c);
+}
+
+/* /proc/PID/cmdline of pid with its NULs as spaces (owned). */
+static char *
+cmdline_of(pid_t pid)
+{
+	char *path = xasprintf("/proc/%d/cmdline", (int)pid);
+	struct strbuf sb = STRBUF_INIT;
+	char buf[4096];
+	ssize_t got;
+	int fd = open(path, O_RDONLY);
+	size_t i;
+
+	cr_assert(fd >= 0, "%s: %s", path, strerror(errno));
+	while ((got = read(fd, buf, sizeof(buf))) > 0)
+		strbuf_add(&sb, buf, (size_t)got);
+	close(fd);
+	free(path);
+	for (i = 0; i < sb.len; i++)
+		if (sb.buf[i] == '\0')
+			sb.buf[i] = ' ';
+	return strbuf_detach(&sb);
+}
+
+BACKEND_TEST(cli, the_password_leaves_the_process_table_once_read)
+{
+	static const char password[] = "S3c/r#t?Pw0rd";
+	struct dbphase_error err = DBPHASE_ERROR_INIT;
+	struct cenv c;
+	struct state st;
+	char *user, *login;
+	int form;
+
+	cenv_open(&c, *backend, (const char *const[]){ v1_items }, 1);
+	login = login_with_password(&c, password, &user);
+	if (login == NULL)
+		login = xasprintf("%s?passphrase=%s", c.db.url, password);
+	state_init(&st, c.conn, REPO_ID, NULL);
+	cr_assert_eq(state_lock(&st, 0, &err), 0, "%s", err.message);
+	/* --database URL and --database=URL; dbphase waits for the lock meanwhile. */
+	for (form = 0; form < 2; form++) {
+		char *joined = xasprintf("--database=%s", login);
+		char *argv[10] = { "--repository", c.dir, "--lock-wait", "120" };
+		char *cmdline = NULL;
+		size_t a = 4;
+		double t0 = mono_s();
+		pid_t pid;
+		int status;
+
+		if (form == 0) {
+			argv[a++] = "--database";
+			argv[a++] = login;
+		} else {
+			argv[a++] = joined;
+		}
+		argv[a++] = "db_sync";
+		argv[a++] = "--expand";
+		argv[a] = NULL;
+		pid = spawn_dbphase(argv, NULL, NULL, NULL);
+		/* Until the arguments are read; a bound, not a timing. */
+		for (;;) {
+			free(cmdline);
+			cmdline = cmdline_of(pid);
+			if (strstr(cmdline, "***") || mono_s() - t0 > 60)
+				break;
+			sleep_ms(20);
+		}
+		cr_assert_eq(waitpid(pid, &status, WNOHANG), 0,
+			     "[%s] dbphase ended instead of waiting for the lock", bname(&c));
+		cr_assert(!shows(cmdline, password), "[%s] ps shows the password: %s", bname(&c),
+			  cmdline);
+		cr_assert_not_null(strstr(cmdline, "db_sync --expand"), "[%s] %s", bname(&c),
+				   cmdline);
+		kill(pid, SIGKILL);
+		wait_child(pid);
+		free(cmdline);
+		free(joined);
+	}
+	state_unlock(&st);
+	state_release(&st);
+	err_release(&err);
+	free(login);
+	logout(&c, user);
+	cenv_close(&c);
+}
+
+/* ---- SQLite: a URL without a file, a lock file that is a symbolic link ------- */
+
+Test(cli, sqlite_url_without_a_file_is_an_error)
+{
+	static const char *const urls[] = { "sqlite://", "sqlite:///", "sqlite:///?timeout=5" };
+	char *dir = repo_create(REPO_ID, (const char *const[]){ v1_items }, 1);
+	size_t k;
+
+	for (k = 0; k < sizeof(urls) / sizeof(urls[0]); k++) {
+		char *want = xasprintf("'%.*s' names no file", (int)strcspn(urls[k], "?"), urls[k]);
+		struct run r;
+
+		run_dbphase(&r, "--database", urls[k], "--repository", dir, "db_sync", NULL);
+		cr_assert_eq(r.code, 65, "%s: " RUN_FMT, urls[k], RUN_ARGS(r));
+		cr_assert_not_null(strstr(r.err, want), "%s: %s", urls[k], r.err);
+		cr_assert_str_eq(r.out, "", "%s: it ran: %s", urls[k], r.out);
+		run_release(&r);
+		free(want);
+	}
+	test_rmtree(dir);
+	free(dir);
+}
+
+Test(cli, sqlite_lock_file_is_never_followed_through_a_symlink)
+{
+	struct test_db db;
+	char *dir = repo_create(REPO_ID, (const char *const[]){ v1_items }, 1);
+	char *lock, *target;
+	struct stat st;
+	struct run r;
+
+	test_db_create(DB_BACKEND_SQLITE, &db);
+	lock = xasprintf("%s-dbphase.lock", db.name);
+	target = xasprintf("%s/planted", db.dir);
+	cr_assert_eq(symlink(target, lock), 0, "symlink: %s", strerror(errno));
+	run_dbphase(&r, "--database", db.url, "--repository", dir, "db_sync", NULL);
+	cr_assert_eq(r.code, 1, RUN_FMT, RUN_ARGS(r));
+	cr_assert_not_null(strstr(r.err, "is a symbolic link"), "%s", r.err);
+	cr_assert_neq(stat(target, &st), 0, "the lock file was created through the link");
+	run_release(&r);
+	/* Once the link is gone, the same command runs. */
+	cr_assert_eq(unlink(lock), 0);
+	run_dbphase(&r, "--database", db.url, "--repository", dir, "db_sync", NULL);
+	cr_assert_eq(r.code, 0, RUN_FMT, RUN_ARGS(r));
+	cr_assert_eq(lstat(lock, &st), 0);
+	cr_assert(S_ISREG(st.st_mode));
+	run_release(&r);
+	free(lock);
+	free(target);
+	test_db_drop(&db);
+	test_rmtree(dir);
+	free(dir);
 }

@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "testlib.h"
+#include "cli-run.h"	/* testlib.h (criterion) first */
 
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
@@ -860,6 +860,234 @@ MDB_TEST(introspection)
 	cr_assert_eq(drv->describe_table(conn, "nosuch", &info, &err), DBPHASE_ENOTFOUND);
 	cr_assert_eq(info.n_columns, 0);
 	err_release(&err);
+	db_close(conn);
+}
+
+/* ---- quoting that the URL or the server's sql_mode cannot cut open ----------- */
+
+/*
+ * In gbk, "\xe4\xb8\x81" (丁 in UTF-8) is followed by a backslash that
+ * gbk reads as the second byte of the character 0x815c: the backslash that
+ * quoting put before the quote then escapes the quote instead, and the rest
+ * of the value runs as SQL.
+ */
+#define ATTACK "\xe4\xb8\x81\\' , x int) DEFAULT CHARSET=utf8mb4; DROP TABLE victim; -- "
+
+/* The attack as a YAML double-quoted scalar. */
+#define ATTACK_YAML "\"\xe4\xb8\x81\\\\' , x int) DEFAULT CHARSET=utf8mb4; DROP TABLE victim; -- \""
+
+static const char attack_v1[] =
+	"description: a table whose default is an attack\n"
+	"operations:\n"
+	"  - create_table:\n"
+	"      name: t\n"
+	"      columns:\n"
+	"        - {name: id, type: bigint, primary_key: true}\n"
+	"        - {name: v, type: \"varchar(200)\", default: " ATTACK_YAML "}\n";
+
+static const char attack_v2[] =
+	"description: the attack as the value of a column added to filled rows\n"
+	"operations:\n"
+	"  - add_column: {table: t, column: {name: w, type: \"varchar(200)\", nullable: false,"
+	" default: " ATTACK_YAML "}}\n";
+
+MDB_TEST(multibyte_charset_cannot_cut_a_literal_open)
+{
+	const char *const v[] = { attack_v1, attack_v2 };
+	struct db_conn *conn = test_db_connect(&db);
+	char *dir = repo_create("attack", v, 2);
+	char *url;
+	char *value;
+	struct run r;
+
+	test_exec(conn, "CREATE TABLE victim (id int)");
+	/* gbk, big5, sjis, cp932, gb18030: refused before anything runs (65). */
+	url = url_with(db.url, "charset=gbk");
+	run_dbphase(&r, "--database", url, "--repository", dir, "db_sync", NULL);
+	cr_assert_eq(r.code, 65, RUN_FMT, RUN_ARGS(r));
+	cr_assert_not_null(strstr(r.err, "charset=gbk refused"), "%s", r.err);
+	run_release(&r);
+	free(url);
+	url = url_with(db.url, "charset=SJIS");
+	run_dbphase(&r, "--database", url, "--repository", dir, "db_sync", "--expand", NULL);
+	cr_assert_eq(r.code, 65, RUN_FMT, RUN_ARGS(r));
+	run_release(&r);
+	free(url);
+	value = app_tables(conn);
+	cr_assert_str_eq(value, "victim", "tables after the refusals: %s", value);
+	free(value);
+
+	/* Another charset in the URL (OpenStack's utf8, latin1) is the application's:
+	 * dbphase talks utf8mb4, and the value is stored as written. */
+	url = url_with(db.url, "charset=latin1");
+	run_dbphase(&r, "--database", url, "--repository", dir, "db_sync", "1", NULL);
+	cr_assert_eq(r.code, 0, RUN_FMT, RUN_ARGS(r));
+	run_release(&r);
+	test_exec(conn, "INSERT INTO t (id) VALUES (1)");
+	free(url);
+	url = url_with(db.url, "charset=utf8");
+	run_dbphase(&r, "--database", url, "--repository", dir, "db_sync", NULL);
+	cr_assert_eq(r.code, 0, RUN_FMT, RUN_ARGS(r));
+	run_release(&r);
+	value = app_tables(conn);
+	cr_assert_str_eq(value, "t,victim", "tables: %s", value);
+	free(value);
+	test_exec(conn, "INSERT INTO t (id) VALUES (2)");
+	cr_assert_eq(query_ll(conn, "SELECT count(*) FROM t"), 2);
+	value = test_query_value(conn, "SELECT v FROM t WHERE id = 2");
+	cr_assert_str_eq(value, ATTACK);
+	free(value);
+	value = test_query_value(conn, "SELECT w FROM t WHERE id = 1");
+	cr_assert_str_eq(value, ATTACK);
+	free(value);
+	value = test_query_value(conn, "SELECT w FROM t WHERE id = 2");
+	cr_assert_str_eq(value, ATTACK);
+	free(value);
+	free(url);
+	test_rmtree(dir);
+	free(dir);
+	db_close(conn);
+}
+
+/* The server's global sql_mode before a test changed it; restored by its fini. */
+static char *saved_global_mode;
+
+static void
+exec_global_mode(const char *mode)
+{
+	struct db_conn *conn = test_db_connect(&db);
+	struct strbuf sb = STRBUF_INIT;
+
+	strbuf_addstr(&sb, "SET GLOBAL sql_mode = ");
+	conn->drv->quote_literal(&sb, mode);
+	test_exec(conn, sb.buf);
+	strbuf_release(&sb);
+	db_close(conn);
+}
+
+static void
+set_global_mode(const char *mode)
+{
+	struct db_conn *conn = test_db_connect(&db);
+
+	saved_global_mode = test_query_value(conn, "SELECT @@GLOBAL.sql_mode");
+	db_close(conn);
+	exec_global_mode(mode);
+}
+
+static void
+restore_global_mode(void)
+{
+	if (saved_global_mode)
+		exec_global_mode(saved_global_mode);
+	free(saved_global_mode);
+	saved_global_mode = NULL;
+	teardown_db();
+}
+
+/* The strings that quoting must carry through whole. */
+static const char *const tricky[] = {
+	"it's", "back\\slash", "say \"hi\"", "end\\", "\\'", "''", "\\\\'x", "a`b",
+	"\\'; DROP TABLE victim; -- ",
+};
+
+static const char mode_v1[] =
+	"description: defaults with quotes and backslashes\n"
+	"operations:\n"
+	"  - create_table:\n"
+	"      name: q\n"
+	"      columns:\n"
+	"        - {name: id, type: bigint, primary_key: true}\n"
+	"        - {name: c0, type: \"varchar(100)\", default: \"it's\"}\n"
+	"        - {name: c1, type: \"varchar(100)\", default: 'back\\slash'}\n"
+	"        - {name: c2, type: \"varchar(100)\", default: 'say \"hi\"'}\n"
+	"        - {name: c3, type: \"varchar(100)\", default: 'end\\'}\n"
+	"        - {name: c4, type: \"varchar(100)\", default: \"\\\\'\"}\n"
+	"        - {name: c5, type: \"varchar(100)\", default: \"''\"}\n"
+	"        - {name: c6, type: \"varchar(100)\", default: \"\\\\\\\\'x\"}\n"
+	"        - {name: c7, type: \"varchar(100)\", default: 'a`b'}\n"
+	"        - {name: c8, type: \"varchar(100)\"}\n";
+
+static const char mode_v2[] =
+	"description: the same value for filled rows, and an expression of the user's\n"
+	"operations:\n"
+	"  - add_column: {table: q, column: {name: c9, type: \"varchar(100)\", nullable: false,"
+	" default: \"\\\\'; DROP TABLE victim; -- \"}}\n"
+	"  - backfill:\n"
+	"      table: q\n"
+	"      set:\n"
+	"        c8: |-\n"
+	"          CONCAT('p\\\\q', \"r\")\n";
+
+Test(mysql, server_sql_mode_cannot_change_what_a_literal_means, .init = setup_db,
+     .fini = restore_global_mode)
+{
+	const char *const v[] = { mode_v1, mode_v2 };
+	struct db_conn *conn;
+	char *dir = repo_create("mode", v, 2);
+	struct strbuf sb = STRBUF_INIT;
+	struct run r;
+	char *value;
+	size_t i;
+
+	set_global_mode("ANSI,NO_BACKSLASH_ESCAPES,STRICT_ALL_TABLES");
+	/* A new session gets the server's mode, less what would change quoting. */
+	conn = test_db_connect(&db);
+	value = test_query_value(conn, "SELECT @@GLOBAL.sql_mode");
+	cr_assert(strstr(value, "NO_BACKSLASH_ESCAPES") && strstr(value, "ANSI_QUOTES"), "%s",
+		  value);
+	free(value);
+	value = test_query_value(conn, "SELECT @@SESSION.sql_mode");
+	cr_assert_null(strstr(value, "NO_BACKSLASH_ESCAPES"), "%s", value);
+	cr_assert_null(strstr(value, "ANSI"), "%s", value);
+	cr_assert_not_null(strstr(value, "STRICT_ALL_TABLES"), "%s", value);
+	cr_assert_not_null(strstr(value, "PIPES_AS_CONCAT"), "%s", value);
+	free(value);
+	value = test_query_value(conn, "SELECT @@character_set_client");
+	cr_assert_str_eq(value, "utf8mb4");
+	free(value);
+
+	/* The driver's own quoting, on such a server. */
+	for (i = 0; i < sizeof(tricky) / sizeof(tricky[0]); i++) {
+		strbuf_reset(&sb);
+		strbuf_addstr(&sb, "SELECT ");
+		conn->drv->quote_literal(&sb, tricky[i]);
+		value = test_query_value(conn, sb.buf);
+		cr_assert_str_eq(value, tricky[i], "%s", sb.buf);
+		free(value);
+	}
+
+	/* Migrations through the program. */
+	test_exec(conn, "CREATE TABLE victim (id int)");
+	run_dbphase(&r, "--database", db.url, "--repository", dir, "db_sync", "1", NULL);
+	cr_assert_eq(r.code, 0, RUN_FMT, RUN_ARGS(r));
+	run_release(&r);
+	test_exec(conn, "INSERT INTO q (id) VALUES (1)");
+	run_dbphase(&r, "--database", db.url, "--repository", dir, "db_sync", NULL);
+	cr_assert_eq(r.code, 0, RUN_FMT, RUN_ARGS(r));
+	run_release(&r);
+	test_exec(conn, "INSERT INTO q (id) VALUES (2)");
+	for (i = 0; i < 8; i++) {
+		char *sql = xasprintf("SELECT c%zu FROM q WHERE id = 2", i);
+
+		value = test_query_value(conn, sql);
+		cr_assert_str_eq(value, tricky[i], "%s", sql);
+		free(value);
+		free(sql);
+	}
+	value = test_query_value(conn, "SELECT c9 FROM q WHERE id = 1");
+	cr_assert_str_eq(value, tricky[8]);
+	free(value);
+	/* The user's expression reads as MariaDB's default quoting has it. */
+	value = test_query_value(conn, "SELECT c8 FROM q WHERE id = 1");
+	cr_assert_str_eq(value, "p\\qr");
+	free(value);
+	value = app_tables(conn);
+	cr_assert_str_eq(value, "q,victim");
+	free(value);
+	strbuf_release(&sb);
+	test_rmtree(dir);
+	free(dir);
 	db_close(conn);
 }
 
