@@ -103,13 +103,14 @@ print_check(struct cli *cli, int64_t target)
 
 /* All three phases in order, each with its gate. */
 static int
-sync_all(struct cli *cli, int64_t target, bool force, const char *command)
+sync_all(struct cli *cli, int64_t target, bool force, bool skip_verify, const char *command)
 {
 	struct machine_opts o;
 	int rc = 0, ph;
 
 	cli_machine_opts(cli, &o, command);
 	o.force = force;
+	o.skip_verify = skip_verify;
 	for (ph = PHASE_EXPAND; ph <= PHASE_CONTRACT && rc == 0; ph++)
 		rc = machine_phase(&cli->st, &cli->repo, &cli->plan, (enum phase)ph, target, &o,
 				   &cli->err);
@@ -125,11 +126,12 @@ cmd_db_sync(struct cli *cli, int argc, char **argv)
 		{ "contract", no_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, 'k' },
 		{ "force", no_argument, NULL, 'f' },
+		{ "skip-verify", no_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct machine_opts o;
 	int phase = -1, c, rc, n_flags = 0;
-	bool check = false, force = false;
+	bool check = false, force = false, skip_verify = false;
 	int64_t target;
 	char *command;
 
@@ -159,6 +161,9 @@ cmd_db_sync(struct cli *cli, int argc, char **argv)
 		case 'f':
 			force = true;
 			break;
+		case 's':
+			skip_verify = true;
+			break;
 		}
 	}
 	if (n_flags > 1)
@@ -169,13 +174,15 @@ cmd_db_sync(struct cli *cli, int argc, char **argv)
 		return print_check(cli, target);
 	if ((rc = cli_open_state(cli)) < 0)
 		return rc;
-	command = xasprintf("db_sync%s%s%s", phase < 0 ? "" : " --",
-			    phase < 0 ? "" : phase_name((enum phase)phase), force ? " --force" : "");
+	command = xasprintf("db_sync%s%s%s%s", phase < 0 ? "" : " --",
+			    phase < 0 ? "" : phase_name((enum phase)phase), force ? " --force" : "",
+			    skip_verify ? " --skip-verify" : "");
 	if (phase < 0) {
-		rc = sync_all(cli, target, force, command);
+		rc = sync_all(cli, target, force, skip_verify, command);
 	} else {
 		cli_machine_opts(cli, &o, command);
 		o.force = force;
+		o.skip_verify = skip_verify;
 		rc = machine_phase(&cli->st, &cli->repo, &cli->plan, (enum phase)phase, target,
 				   &o, &cli->err);
 	}
@@ -189,10 +196,11 @@ cmd_upgrade(struct cli *cli, int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "revision", required_argument, NULL, 'r' },
 		{ "force", no_argument, NULL, 'f' },
+		{ "skip-verify", no_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *revision = NULL;
-	bool force = false;
+	bool force = false, skip_verify = false;
 	int64_t target;
 	int c, rc;
 
@@ -206,6 +214,8 @@ cmd_upgrade(struct cli *cli, int argc, char **argv)
 			revision = optarg;
 		else if (c == 'f')
 			force = true;
+		else if (c == 's')
+			skip_verify = true;
 	}
 	if (revision && optind < argc)
 		return cli_usage_error(cli, "give the version once: as an argument or with --revision");
@@ -217,7 +227,8 @@ cmd_upgrade(struct cli *cli, int argc, char **argv)
 	}
 	if ((rc = check_target(cli, target)) < 0 || (rc = cli_open_state(cli)) < 0)
 		return rc;
-	return sync_all(cli, target, force, "upgrade");
+	return sync_all(cli, target, force, skip_verify,
+			skip_verify ? "upgrade --skip-verify" : "upgrade");
 }
 
 int
@@ -419,5 +430,5 @@ cmd_create_schema(struct cli *cli, int argc, char **argv)
 	 * On an empty database every phase of every version can run at once:
 	 * there is no old code to keep working.
 	 */
-	return sync_all(cli, latest, false, "create_schema");
+	return sync_all(cli, latest, false, false, "create_schema");
 }

@@ -15,6 +15,7 @@
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
 #include "state/effect.h"
+#include "state/verify.h"
 
 void
 machine_opts_init(struct machine_opts *o)
@@ -609,8 +610,13 @@ machine_phase(struct state *st, const struct repo *repo, const struct plan *plan
 		emit(o, &ev);
 		goto out;
 	}
-	if ((rc = gate(st, phase, target, &v, o, &forced, err)) < 0) {
-		record_history(st, o, &before, &before, "refused", 0, err->message);
+	/* Contract's last gate: derived columns equal their sources (state/verify.h). */
+	if ((rc = gate(st, phase, target, &v, o, &forced, err)) < 0 ||
+	    (phase == PHASE_CONTRACT &&
+	     (rc = verify_gate(st, plan, &v, target, o, &forced, err)) < 0)) {
+		record_history(st, o, &before, &before, rc == DBPHASE_EREFUSED ? "refused" :
+			       rc == DBPHASE_EINTERRUPTED ? "interrupted" : "failed", 0,
+			       err->message);
 		goto out;
 	}
 	ev.kind = MACHINE_PHASE_START;
