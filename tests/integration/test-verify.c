@@ -359,12 +359,27 @@ BACKEND_TEST(verify, a_differing_row_is_named_and_refuses_contract)
 	assert_has(&e, r.err, "--skip-verify");
 	run_release(&r);
 	EXPECT(&e, 5, "upgrade");
+	/* With JSON, the comparison's progress comes as events, a line per chunk. */
+	dbp(&e, &r, "--format", "json", "db_sync", "--contract", NULL);
+	cr_assert_eq(r.code, 5, "[%s] " RUN_FMT, bname(&e), RUN_ARGS(r));
+	{
+		const char *p = r.out;
+		size_t n = 0;
+
+		while ((p = strstr(p, "\"event\":\"verify_progress\"")) != NULL) {
+			n++;
+			p++;
+		}
+		cr_assert_geq(n, (ROWS + 2) / 250 + ROWS / 250, "[%s] %zu progress events:\n%s",
+			      bname(&e), n, r.out);
+	}
+	run_release(&r);
 	assert_row(&e, "2/2/1");
 	cr_assert_eq(query_ll(e.conn, "SELECT count(*) FROM items WHERE label IS NOT NULL"),
 		     ROWS - ROWS / 6 + 2, "[%s] the old column must still be there", bname(&e));
 	cr_assert_eq(query_ll(e.conn, "SELECT count(*) FROM dbphase_history WHERE command = "
 			      "'db_sync --contract' AND result = 'refused' AND detail LIKE "
-			      "'%id=1234%'"), 1, "[%s] the refusal is not in the history", bname(&e));
+			      "'%id=1234%'"), 2, "[%s] the refusals are not in the history", bname(&e));
 
 	/* --skip-verify goes through, loudly, and the history says so. */
 	dbp(&e, &r, "db_sync", "--contract", "--skip-verify", NULL);
@@ -379,5 +394,83 @@ BACKEND_TEST(verify, a_differing_row_is_named_and_refuses_contract)
 			      "detail LIKE '%--skip-verify%'"), 1,
 		     "[%s] the history does not record --skip-verify", bname(&e));
 	free(shadow);
+	venv_close(&e);
+}
+
+/* A derived value both ways: each direction is compared. */
+static const char v1_people[] =
+	"description: people\n"
+	"operations:\n"
+	"  - create_table:\n"
+	"      name: people\n"
+	"      columns:\n"
+	"        - {name: id, type: bigint, primary_key: true}\n"
+	"        - {name: fullname, type: \"varchar(60)\"}\n";
+
+static const char v2_split[] =
+	"description: fullname becomes two columns\n"
+	"operations:\n"
+	"  - add_column: {table: people, column: {name: first_name, type: \"varchar(30)\"}}\n"
+	"  - add_column: {table: people, column: {name: last_name, type: \"varchar(30)\"}}\n"
+	"  - backfill:\n"
+	"      table: people\n"
+	"      set:\n"
+	"        first_name: {postgresql: \"split_part(fullname, ' ', 1)\", mysql: \"SUBSTRING_INDEX(fullname, ' ', 1)\",\n"
+	"                     sqlite: \"substr(fullname, 1, instr(fullname, ' ') - 1)\"}\n"
+	"        last_name: {postgresql: \"split_part(fullname, ' ', 2)\", mysql: \"SUBSTRING_INDEX(fullname, ' ', -1)\",\n"
+	"                    sqlite: \"substr(fullname, instr(fullname, ' ') + 1)\"}\n"
+	"      reverse:\n"
+	"        fullname: {mysql: \"CONCAT(first_name, ' ', last_name)\", all: \"first_name || ' ' || last_name\"}\n";
+
+BACKEND_TEST(verify, a_two_way_derived_value_is_compared_both_ways)
+{
+	const char *const v[] = { v1_people, v2_split };
+	struct venv e;
+	struct run r;
+	char *sql;
+
+	memset(&e, 0, sizeof(e));
+	test_db_create(*backend, &e.db);
+	e.conn = test_db_connect(&e.db);
+	e.dir = repo_create(REPO_ID, v, 2);
+	EXPECT(&e, 0, "db_sync", "1");
+	sql = e.db.backend == DB_BACKEND_MYSQL ?
+	      xasprintf("INSERT INTO people (id, fullname) SELECT seq, CASE WHEN seq %% 9 = 0 "
+			"THEN NULL ELSE CONCAT('First', seq, ' Last', seq) END FROM seq_1_to_%d", ROWS) :
+	      e.db.backend == DB_BACKEND_POSTGRESQL ?
+	      xasprintf("INSERT INTO people (id, fullname) SELECT g, CASE WHEN g %% 9 = 0 THEN NULL "
+			"ELSE 'First' || g || ' Last' || g END FROM generate_series(1, %d) g", ROWS) :
+	      xasprintf("INSERT INTO people (id, fullname) WITH RECURSIVE g(i) AS (SELECT 1 UNION "
+			"ALL SELECT i + 1 FROM g WHERE i < %d) SELECT i, CASE WHEN i %% 9 = 0 THEN "
+			"NULL ELSE 'First' || i || ' Last' || i END FROM g", ROWS);
+	test_exec(e.conn, sql);
+	free(sql);
+	EXPECT(&e, 0, "db_sync", "--expand");
+	/* New code writes the new columns; the triggers write fullname back. */
+	test_exec(e.conn, "INSERT INTO people (id, first_name, last_name) VALUES (5001, 'Ada', 'Byron')");
+	EXPECT(&e, 0, "db_sync", "--migrate");
+	cr_assert_eq(query_ll(e.conn, "SELECT count(*) FROM people WHERE fullname = 'Ada Byron'"), 1);
+	dbp(&e, &r, "verify", NULL);
+	cr_assert_eq(r.code, 0, "[%s] " RUN_FMT, bname(&e), RUN_ARGS(r));
+	assert_has(&e, r.out, "verify: people: 3001 rows in ");
+	assert_has(&e, r.out, "3 columns equal to their sources");
+	assert_has(&e, r.out, "backfill (reverse) people.fullname = ");
+	run_release(&r);
+
+	drop_triggers(&e, "people");
+	test_exec(e.conn, "UPDATE people SET last_name = 'Lost' WHERE id = 77");
+	test_exec(e.conn, "UPDATE people SET fullname = 'First88  Last88' WHERE id = 88");
+	dbp(&e, &r, "verify", NULL);
+	cr_assert_eq(r.code, 5, "[%s] " RUN_FMT, bname(&e), RUN_ARGS(r));
+	/* id 77: last_name against its expression, and fullname against the reverse. */
+	assert_has(&e, r.err, "column 'last_name' differs from ");
+	assert_has(&e, r.err, "(backfill at ");
+	assert_has(&e, r.err, "column 'fullname' differs from ");
+	assert_has(&e, r.err, "(backfill (reverse) at ");
+	assert_has(&e, r.out, "people.fullname = ");
+	cr_assert(strstr(r.out, "first at id=77, id=88\n") != NULL, "[%s] %s", bname(&e), r.out);
+	run_release(&r);
+	EXPECT(&e, 5, "db_sync", "--contract");
+	assert_row(&e, "2/2/1");
 	venv_close(&e);
 }
