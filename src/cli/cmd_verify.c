@@ -65,8 +65,8 @@ report_text(const struct verify_report *rep)
 		else if (r->differing == 0)
 			printf("equal in %llu rows\n", (unsigned long long)r->rows);
 		else {
-			printf("%llu of %llu rows differ, first at ", (unsigned long long)r->differing,
-			       (unsigned long long)r->rows);
+			printf("%llu of %llu rows differ, first at ",
+			       (unsigned long long)r->differing, (unsigned long long)r->rows);
 			for (k = 0; k < r->n_keys; k++)
 				printf("%s%s", k ? ", " : "", r->keys[k]);
 			printf("\n");
@@ -96,7 +96,8 @@ cmd_verify(struct cli *cli, int argc, char **argv)
 		return cli_usage_error(cli, "version %lld is not in repository '%s' (1 to %lld)",
 				       (long long)target, cli->repo.dir,
 				       (long long)repo_latest(&cli->repo));
-	if ((rc = cli_open_state(cli)) < 0 || (rc = machine_check(&cli->st, &cli->repo, &cli->err)) < 0 ||
+	if ((rc = cli_open_state(cli)) < 0 ||
+	    (rc = machine_check(&cli->st, &cli->repo, &cli->err)) < 0 ||
 	    (rc = state_read(&cli->st, &v, &cli->err)) < 0)
 		return rc;
 	if (argc < 2)
@@ -131,7 +132,8 @@ cmd_verify(struct cli *cli, int argc, char **argv)
 			      "verify found %zu derived column%s that differ%s from %s, so "
 			      "contract to %lld would be refused: %s", rep.n_differ,
 			      rep.n_differ == 1 ? "" : "s", rep.n_differ == 1 ? "s" : "",
-			      rep.n_differ == 1 ? "its source" : "their sources", (long long)target, diff);
+			      rep.n_differ == 1 ? "its source" : "their sources", (long long)target,
+			      diff);
 		free(diff);
 	} else if (rc == 0 && cli->format == CLI_TEXT && rep.n > 0) {
 		printf("verify: every derived column equals its source\n");

@@ -63,9 +63,10 @@ columns_present(struct verify_result *r, const struct db_table_info *info, int64
 			continue;
 		*present = false;
 		if (c->version == after + 1) {
-			r->skipped = xasprintf("column '%s' of table '%s' is gone: the contract of "
-					       "version %lld had started, and verify ran before it "
-					       "started", c->needs[i], c->table, (long long)c->version);
+			r->skipped = xasprintf("column '%s' of table '%s' is gone: the contract "
+					       "of version %lld had started, and verify ran "
+					       "before it started", c->needs[i], c->table,
+					       (long long)c->version);
 			return 0;
 		}
 		return err_setf(err, DBPHASE_EERROR,
@@ -262,8 +263,8 @@ verify_gate(struct state *st, const struct plan *plan, const struct state_versio
 			      "left them apart and fix those rows ('dbphase verify' compares "
 			      "again), or contract anyway with --skip-verify",
 			      (long long)target, rep.n_differ, rep.n_differ == 1 ? "" : "s",
-			      rep.n_differ == 1 ? "s" : "", rep.n_differ == 1 ? "its source" : "their sources",
-			      diff);
+			      rep.n_differ == 1 ? "s" : "",
+			      rep.n_differ == 1 ? "its source" : "their sources", diff);
 		free(diff);
 	}
 	verify_report_release(&rep);

@@ -336,9 +336,11 @@ BACKEND_TEST(verify, a_differing_row_is_named_and_refuses_contract)
 	assert_has(&e, r.err, "first at id=17, id=1800");
 	assert_has(&e, r.err, "differs from n converted to bigint in 1 of 3002 rows");
 	assert_has(&e, r.err, "first at id=1234");
-	assert_has(&e, r.err, "column 'email_lower' differs from lower(email) in 1 of 3002 rows");
+	assert_has(&e, r.err, "column 'email_lower' differs from lower(email) in 1 of 3002 "
+		   "rows");
 	assert_has(&e, r.err, "first at id=2345");
-	assert_has(&e, r.out, "items.title = label: 2 of 3002 rows differ, first at id=17, id=1800");
+	assert_has(&e, r.out, "items.title = label: 2 of 3002 rows differ, first at id=17, "
+		   "id=1800");
 	run_release(&r);
 	doc = verify_json(&e, &code);
 	cr_assert_eq(code, 5);
@@ -379,7 +381,8 @@ BACKEND_TEST(verify, a_differing_row_is_named_and_refuses_contract)
 		     ROWS - ROWS / 6 + 2, "[%s] the old column must still be there", bname(&e));
 	cr_assert_eq(query_ll(e.conn, "SELECT count(*) FROM dbphase_history WHERE command = "
 			      "'db_sync --contract' AND result = 'refused' AND detail LIKE "
-			      "'%id=1234%'"), 2, "[%s] the refusals are not in the history", bname(&e));
+			      "'%id=1234%'"), 2, "[%s] the refusals are not in the history",
+		     bname(&e));
 
 	/* --skip-verify goes through, loudly, and the history says so. */
 	dbp(&e, &r, "db_sync", "--contract", "--skip-verify", NULL);
@@ -415,12 +418,18 @@ static const char v2_split[] =
 	"  - backfill:\n"
 	"      table: people\n"
 	"      set:\n"
-	"        first_name: {postgresql: \"split_part(fullname, ' ', 1)\", mysql: \"SUBSTRING_INDEX(fullname, ' ', 1)\",\n"
-	"                     sqlite: \"substr(fullname, 1, instr(fullname, ' ') - 1)\"}\n"
-	"        last_name: {postgresql: \"split_part(fullname, ' ', 2)\", mysql: \"SUBSTRING_INDEX(fullname, ' ', -1)\",\n"
-	"                    sqlite: \"substr(fullname, instr(fullname, ' ') + 1)\"}\n"
+	"        first_name:\n"
+	"          postgresql: \"split_part(fullname, ' ', 1)\"\n"
+	"          mysql: \"SUBSTRING_INDEX(fullname, ' ', 1)\"\n"
+	"          sqlite: \"substr(fullname, 1, instr(fullname, ' ') - 1)\"\n"
+	"        last_name:\n"
+	"          postgresql: \"split_part(fullname, ' ', 2)\"\n"
+	"          mysql: \"SUBSTRING_INDEX(fullname, ' ', -1)\"\n"
+	"          sqlite: \"substr(fullname, instr(fullname, ' ') + 1)\"\n"
 	"      reverse:\n"
-	"        fullname: {mysql: \"CONCAT(first_name, ' ', last_name)\", all: \"first_name || ' ' || last_name\"}\n";
+	"        fullname:\n"
+	"          mysql: \"CONCAT(first_name, ' ', last_name)\"\n"
+	"          all: \"first_name || ' ' || last_name\"\n";
 
 BACKEND_TEST(verify, a_two_way_derived_value_is_compared_both_ways)
 {
@@ -436,10 +445,12 @@ BACKEND_TEST(verify, a_two_way_derived_value_is_compared_both_ways)
 	EXPECT(&e, 0, "db_sync", "1");
 	sql = e.db.backend == DB_BACKEND_MYSQL ?
 	      xasprintf("INSERT INTO people (id, fullname) SELECT seq, CASE WHEN seq %% 9 = 0 "
-			"THEN NULL ELSE CONCAT('First', seq, ' Last', seq) END FROM seq_1_to_%d", ROWS) :
+			"THEN NULL ELSE CONCAT('First', seq, ' Last', seq) END FROM seq_1_to_%d",
+			ROWS) :
 	      e.db.backend == DB_BACKEND_POSTGRESQL ?
-	      xasprintf("INSERT INTO people (id, fullname) SELECT g, CASE WHEN g %% 9 = 0 THEN NULL "
-			"ELSE 'First' || g || ' Last' || g END FROM generate_series(1, %d) g", ROWS) :
+	      xasprintf("INSERT INTO people (id, fullname) SELECT g, CASE WHEN g %% 9 = 0 THEN "
+			"NULL ELSE 'First' || g || ' Last' || g END FROM generate_series(1, %d) g",
+			ROWS) :
 	      xasprintf("INSERT INTO people (id, fullname) WITH RECURSIVE g(i) AS (SELECT 1 UNION "
 			"ALL SELECT i + 1 FROM g WHERE i < %d) SELECT i, CASE WHEN i %% 9 = 0 THEN "
 			"NULL ELSE 'First' || i || ' Last' || i END FROM g", ROWS);
@@ -447,9 +458,11 @@ BACKEND_TEST(verify, a_two_way_derived_value_is_compared_both_ways)
 	free(sql);
 	EXPECT(&e, 0, "db_sync", "--expand");
 	/* New code writes the new columns; the triggers write fullname back. */
-	test_exec(e.conn, "INSERT INTO people (id, first_name, last_name) VALUES (5001, 'Ada', 'Byron')");
+	test_exec(e.conn, "INSERT INTO people (id, first_name, last_name) "
+		  "VALUES (5001, 'Ada', 'Byron')");
 	EXPECT(&e, 0, "db_sync", "--migrate");
-	cr_assert_eq(query_ll(e.conn, "SELECT count(*) FROM people WHERE fullname = 'Ada Byron'"), 1);
+	cr_assert_eq(query_ll(e.conn, "SELECT count(*) FROM people WHERE fullname = 'Ada Byron'"),
+		     1, "[%s] the reverse trigger", bname(&e));
 	dbp(&e, &r, "verify", NULL);
 	cr_assert_eq(r.code, 0, "[%s] " RUN_FMT, bname(&e), RUN_ARGS(r));
 	assert_has(&e, r.out, "verify: people: 3001 rows in ");
