@@ -58,15 +58,17 @@ report_text(const struct verify_report *rep)
 		const struct verify_result *r = &rep->results[i];
 		const struct plan_check *c = r->check;
 
-		printf("  v%03lld %-18s %s.%s = %s: ", (long long)c->version,
-		       check_kind_name(c->kind), c->table, c->column, c->source);
+		printf("  v%03lld %-18s %s.%s %s %s: ", (long long)c->version,
+		       check_kind_name(c->kind), c->table, c->column,
+		       c->kind == CHECK_DERIVED ? "filled from" : "=", c->source);
 		if (r->skipped)
-			printf("not compared: %s\n", r->skipped);
+			printf("%s\n", r->skipped);
 		else if (r->differing == 0)
 			printf("equal in %llu rows\n", (unsigned long long)r->rows);
 		else {
-			printf("%llu of %llu rows differ, first at ",
-			       (unsigned long long)r->differing, (unsigned long long)r->rows);
+			printf("%llu of %llu rows %s, first at ", (unsigned long long)r->differing,
+			       (unsigned long long)r->rows,
+			       c->kind == CHECK_DERIVED ? "left NULL" : "differ");
 			for (k = 0; k < r->n_keys; k++)
 				printf("%s%s", k ? ", " : "", r->keys[k]);
 			printf("\n");
@@ -136,7 +138,7 @@ cmd_verify(struct cli *cli, int argc, char **argv)
 			      diff);
 		free(diff);
 	} else if (rc == 0 && cli->format == CLI_TEXT && rep.n > 0) {
-		printf("verify: every derived column equals its source\n");
+		printf("verify: every derived column agrees with its source\n");
 	}
 	verify_report_release(&rep);
 	return rc;

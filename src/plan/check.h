@@ -7,7 +7,10 @@
  * two differ.  The planner fills them (plan->checks); state/verify.c runs
  * them over the table in chunks by primary key (exec/verify.c).
  *
- * The comparison is exact and treats NULL as equal to NULL:
+ * A derived backfill's column is compared only for being filled: new code
+ * may write it itself with a value of its own, which its trigger keeps, so
+ * a row is missed when the column is NULL where the expression is not.
+ * Every other comparison is exact and treats NULL as equal to NULL:
  *   PostgreSQL  both sides cast to the column's type, then to text (every
  *               type has a text form; json has no equality operator)
  *   MariaDB     <=> after a CAST to the column's type; string types compare
@@ -26,7 +29,7 @@
 enum check_kind {
 	CHECK_RENAME,		/* new name = old name */
 	CHECK_TYPE,		/* shadow column = the column converted */
-	CHECK_DERIVED,		/* backfill target = its expression */
+	CHECK_DERIVED,		/* backfill target filled where its expression is not NULL */
 	CHECK_REVERSE,		/* a derived value's source column = its 'reverse' expression */
 };
 

@@ -45,37 +45,70 @@ same_keys(const struct plan_check *a, const struct plan_check *b)
 	return true;
 }
 
-/*
- * Whether r's columns are all in the table (info NULL: not known, assume
- * so).  A column that is gone is an error, except in the first version
- * above the contracted one, whose contract may have started and dropped it.
- */
-static int
-columns_present(struct verify_result *r, const struct db_table_info *info, int64_t after,
-		bool *present, struct dbphase_error *err)
+/* The first column c needs that info (may be NULL: not known) lacks, or NULL. */
+static const char *
+column_missing(const struct plan_check *c, const struct db_table_info *info)
 {
-	const struct plan_check *c = r->check;
 	size_t i;
 
-	*present = true;
-	for (i = 0; info && i < c->n_needs; i++) {
-		if (db_table_info_column(info, c->needs[i]))
+	for (i = 0; info && i < c->n_needs; i++)
+		if (!db_table_info_column(info, c->needs[i]))
+			return c->needs[i];
+	return NULL;
+}
+
+/* describe_table, or false when the table cannot be described (a view...). */
+static bool
+describe(struct state *st, const char *table, struct db_table_info *info)
+{
+	struct dbphase_error e = DBPHASE_ERROR_INIT;
+	bool ok;
+
+	memset(info, 0, sizeof(*info));
+	ok = st->conn->drv->describe_table(st->conn, table, info, &e) == 0 && info->n_columns > 0;
+	if (!ok)
+		db_table_info_release(info);
+	err_release(&e);
+	return ok;
+}
+
+/*
+ * Whether the contract of version (the first above the contracted one) has
+ * started: a contract step of it is recorded, or (MariaDB commits DDL
+ * before its record) a column its checks compare is gone.  *why says which.
+ */
+static int
+contract_started(struct state *st, const struct plan *plan, const struct verify_report *rep,
+		 int64_t version, char **why, struct dbphase_error *err)
+{
+	size_t i;
+	int rc = 0;
+
+	*why = NULL;
+	for (i = 0; i < plan->n_steps && rc == 0 && *why == NULL; i++) {
+		const struct plan_step *s = &plan->steps[i];
+		char *id;
+		bool done = false;
+
+		if (s->version != version || s->phase != PHASE_CONTRACT)
 			continue;
-		*present = false;
-		if (c->version == after + 1) {
-			r->skipped = xasprintf("column '%s' of table '%s' is gone: the contract "
-					       "of version %lld had started, and verify ran "
-					       "before it started", c->needs[i], c->table,
-					       (long long)c->version);
-			return 0;
-		}
-		return err_setf(err, DBPHASE_EERROR,
-				"cannot verify %s (%s): column '%s' of table '%s' is not in the "
-				"database, although version %lld is expanded and not contracted",
-				c->op_kind, c->op_where, c->needs[i], c->table,
-				(long long)c->version);
+		id = plan_step_id(s);
+		if ((rc = state_step_done(st, id, &done, err)) == 0 && done)
+			*why = xasprintf("step %s is recorded", id);
+		free(id);
 	}
-	return 0;
+	for (i = 0; i < rep->n && rc == 0 && *why == NULL; i++) {
+		const struct plan_check *c = rep->results[i].check;
+		struct db_table_info info;
+		const char *gone;
+
+		if (c->version != version || !describe(st, c->table, &info))
+			continue;
+		if ((gone = column_missing(c, &info)) != NULL)
+			*why = xasprintf("column '%s' of table '%s' is gone", gone, c->table);
+		db_table_info_release(&info);
+	}
+	return rc;
 }
 
 /* Walk one table for the results [first, first + n) of rep that share it. */
@@ -91,28 +124,26 @@ verify_table(struct state *st, struct verify_report *rep, size_t *idx, size_t n,
 				 .progress = on_progress, .arg = (void *)o };
 	struct machine_event ev = { .phase = PHASE_CONTRACT, .table = c0->table };
 	struct db_table_info info;
-	bool have_info, present;
+	bool have_info = describe(st, c0->table, &info);
 	size_t i, differ = 0;
 	char *msg = NULL;
 	int rc = 0;
 
-	memset(&info, 0, sizeof(info));
-	have_info = st->conn->drv->describe_table(st->conn, c0->table, &info, err) == 0 &&
-		    info.n_columns > 0;
-	err_release(err);
 	for (i = 0; i < n && rc == 0; i++) {
 		struct verify_result *r = &rep->results[idx[i]];
+		const struct plan_check *c = r->check;
+		const char *gone = column_missing(c, have_info ? &info : NULL);
 
-		rc = columns_present(r, have_info ? &info : NULL, rep->after, &present, err);
-		if (rc == 0 && present) {
-			which[v.n_cmps] = idx[i];
-			cmps[v.n_cmps++].differs_sql = r->check->differs_sql;
-		} else if (rc == 0) {
-			struct machine_event w = { .kind = MACHINE_WARNING,
-						   .phase = PHASE_CONTRACT, .message = r->skipped };
-
-			emit(o, &w);
-		}
+		if (r->skipped)
+			continue;
+		if (gone)
+			rc = err_setf(err, DBPHASE_EERROR,
+				      "cannot verify %s (%s): column '%s' of table '%s' is not in "
+				      "the database, although version %lld is expanded and not "
+				      "contracted", c->op_kind, c->op_where, gone, c->table,
+				      (long long)c->version);
+		which[v.n_cmps] = idx[i];
+		cmps[v.n_cmps++].differs_sql = c->differs_sql;
 	}
 	if (have_info)
 		db_table_info_release(&info);
@@ -138,7 +169,8 @@ verify_table(struct state *st, struct verify_report *rep, size_t *idx, size_t n,
 	msg = differ ? xasprintf("%zu of %zu column%s differ%s from %s", differ,
 				 v.n_cmps, v.n_cmps == 1 ? "" : "s", differ == 1 ? "s" : "",
 				 differ == 1 ? "its source" : "their sources") :
-		       xasprintf("%zu column%s equal to %s", v.n_cmps, v.n_cmps == 1 ? "" : "s",
+		       xasprintf("%zu column%s agree%s with %s", v.n_cmps, v.n_cmps == 1 ? "" : "s",
+				 v.n_cmps == 1 ? "s" : "",
 				 v.n_cmps == 1 ? "its source" : "their sources");
 	ev.kind = MACHINE_VERIFY_DONE;
 	ev.rows_done = v.rows;
@@ -160,6 +192,7 @@ verify_versions(struct state *st, const struct plan *plan, int64_t after, int64_
 {
 	bool *done;
 	size_t *idx, i, j, n;
+	char *why = NULL;
 	int rc = 0;
 
 	memset(rep, 0, sizeof(*rep));
@@ -169,11 +202,32 @@ verify_versions(struct state *st, const struct plan *plan, int64_t after, int64_
 	for (i = 0; i < plan->n_checks; i++)
 		if (plan->checks[i].version > after && plan->checks[i].version <= upto)
 			rep->results[rep->n++].check = &plan->checks[i];
+	/*
+	 * A contract that stopped in its first version may have dropped what
+	 * one side of its checks reads; they were compared when it started.
+	 */
+	if (rep->n > 0 && (rc = contract_started(st, plan, rep, after + 1, &why, err)) == 0 &&
+	    why != NULL) {
+		struct machine_event w = { .kind = MACHINE_WARNING, .phase = PHASE_CONTRACT };
+
+		for (i = 0; i < rep->n; i++)
+			if (rep->results[i].check->version == after + 1)
+				rep->results[i].skipped =
+					xasprintf("not compared: the contract of version %lld "
+						  "had started (%s); it was verified before it "
+						  "started", (long long)(after + 1), why);
+		w.message = rep->results[0].check->version == after + 1 ?
+			    rep->results[0].skipped : NULL;
+		for (i = 0; w.message == NULL && i < rep->n; i++)
+			w.message = rep->results[i].skipped;
+		emit(o, &w);
+		free(why);
+	}
 	done = xcalloc(rep->n + 1, sizeof(*done));
 	idx = xcalloc(rep->n + 1, sizeof(*idx));
 	/* One walk per table (and key) for all its checks. */
 	for (i = 0; i < rep->n && rc == 0; i++) {
-		if (done[i])
+		if (done[i] || rep->results[i].skipped)
 			continue;
 		for (j = i, n = 0; j < rep->n; j++)
 			if (!done[j] && same_keys(rep->results[i].check, rep->results[j].check)) {
@@ -216,10 +270,12 @@ verify_report_differences(const struct verify_report *rep)
 
 		if (r->differing == 0)
 			continue;
-		strbuf_addf(&sb, "%stable '%s': column '%s' differs from %s in %llu of %llu rows "
+		strbuf_addf(&sb, "%stable '%s': column '%s' %s %s%s in %llu of %llu rows "
 			    "(%s at %s), first at ", sb.len ? "; " : "", c->table, c->column,
-			    c->source, (unsigned long long)r->differing,
-			    (unsigned long long)r->rows, check_kind_name(c->kind), c->op_where);
+			    c->kind == CHECK_DERIVED ? "is NULL where" : "differs from",
+			    c->source, c->kind == CHECK_DERIVED ? " is not NULL" : "",
+			    (unsigned long long)r->differing, (unsigned long long)r->rows,
+			    check_kind_name(c->kind), c->op_where);
 		for (k = 0; k < r->n_keys; k++)
 			strbuf_addf(&sb, "%s%s", k ? ", " : "", r->keys[k]);
 	}

@@ -6,11 +6,12 @@
  * the two sides and the first differing keys; `dbphase verify` runs it on
  * its own.  --skip-verify skips it, with a warning, recorded in history.
  *
- * Which versions: those in (contract, target].  A version whose contract
- * already started (a step recorded, or on MariaDB a step whose DDL
- * committed before its record) may have dropped what one side reads; its
- * checks whose columns are gone are skipped, and said so: that version was
- * verified when its contract started.
+ * Which versions: those in (contract, target].  The first of them may have
+ * a contract that already started (a step recorded, or on MariaDB a step
+ * whose DDL committed before its record, seen as a compared column gone)
+ * and dropped what one side reads: its checks are skipped, with a warning,
+ * as they ran when that contract started.  In any other version a compared
+ * column that is gone is an error.
  */
 #ifndef DBPHASE_STATE_VERIFY_H
 #define DBPHASE_STATE_VERIFY_H

@@ -2,11 +2,12 @@
  * tests/integration/test-verify.c - proof before contract, through the
  * built dbphase on SQLite, PostgreSQL and MariaDB: after expand and migrate
  * of a rename, a type change and a derived backfill, `dbphase verify`
- * finds every derived column equal to its source (NULLs on both sides
- * too) over several chunks, and contract runs; a row changed by hand
- * behind the triggers' back is named by its key, refuses contract (and
- * the offline upgrade) with nothing contracted, and --skip-verify goes
- * through loudly, recorded in the history.
+ * finds every derived column in agreement with its source (NULLs on both
+ * sides too, a derived value new code chose itself) over several chunks,
+ * and contract runs; a row changed by hand behind the triggers' back is
+ * named by its key, refuses contract (and the offline upgrade) with nothing
+ * contracted, and --skip-verify goes through loudly, recorded in the
+ * history.  A two-way derived value is checked both ways.
  */
 #include "config.h"
 
@@ -179,7 +180,7 @@ expand_and_migrate(struct venv *e)
 	test_exec(e->conn, "INSERT INTO items (id, n, label, email) VALUES "
 		  "(5001, 7, 'Old code', 'Old@Example.COM')");
 	test_exec(e->conn, "INSERT INTO items (id, n, title, email, email_lower) VALUES "
-		  "(5002, 8, 'New code', 'New@Example.COM', 'new@example.com')");
+		  "(5002, 8, 'New code', 'New@Example.COM', 'chosen by new code')");
 	test_exec(e->conn, "UPDATE items SET label = 'Changed by old code', email = 'X@Y.Z' "
 		  "WHERE id = 3");
 	EXPECT(e, 0, "db_sync", "--migrate");
@@ -279,9 +280,9 @@ BACKEND_TEST(verify, equal_columns_pass_in_chunks_and_contract_runs)
 	dbp(&e, &r, "verify", NULL);
 	cr_assert_eq(r.code, 0, "[%s] " RUN_FMT, bname(&e), RUN_ARGS(r));
 	assert_has(&e, r.out, "verify: items: 3002 rows in ");
-	assert_has(&e, r.out, "3 columns equal to their sources");
+	assert_has(&e, r.out, "3 columns agree with their sources");
 	assert_has(&e, r.out, "items.title = label: equal in 3002 rows");
-	assert_has(&e, r.out, "verify: every derived column equals its source\n");
+	assert_has(&e, r.out, "verify: every derived column agrees with its source\n");
 	run_release(&r);
 	/* Contract verifies first, then contracts. */
 	dbp(&e, &r, "db_sync", "--contract", NULL);
@@ -323,24 +324,28 @@ BACKEND_TEST(verify, a_differing_row_is_named_and_refuses_contract)
 	sql = xasprintf("UPDATE items SET %s = 7 WHERE id = 1234", shadow);
 	test_exec(e.conn, sql);
 	free(sql);
-	/* Only the case differs, or a trailing space: still a difference. */
-	test_exec(e.conn, "UPDATE items SET email_lower = 'USER2345@EXAMPLE.COM' WHERE id = 2345");
+	/* A derived value left unfilled. */
+	test_exec(e.conn, "UPDATE items SET email_lower = NULL WHERE id = 2346");
+	/* Only a trailing space differs, or the case: still a difference. */
 	test_exec(e.conn, "UPDATE items SET title = 'Label 17 ' WHERE id = 17");
+	test_exec(e.conn, "UPDATE items SET title = 'LABEL 19' WHERE id = 19");
 	test_exec(e.conn, "UPDATE items SET title = 'Label 1801' WHERE id = 1800");
 
 	dbp(&e, &r, "verify", NULL);
 	cr_assert_eq(r.code, 5, "[%s] " RUN_FMT, bname(&e), RUN_ARGS(r));
 	assert_has(&e, r.err, "verify found 3 derived columns that differ from their sources");
-	assert_has(&e, r.err, "column 'title' differs from label in 2 of 3002 rows "
+	assert_has(&e, r.err, "column 'title' differs from label in 3 of 3002 rows "
 		   "(rename_column at ");
-	assert_has(&e, r.err, "first at id=17, id=1800");
+	assert_has(&e, r.err, "first at id=17, id=19, id=1800");
 	assert_has(&e, r.err, "differs from n converted to bigint in 1 of 3002 rows");
 	assert_has(&e, r.err, "first at id=1234");
-	assert_has(&e, r.err, "column 'email_lower' differs from lower(email) in 1 of 3002 "
-		   "rows");
-	assert_has(&e, r.err, "first at id=2345");
-	assert_has(&e, r.out, "items.title = label: 2 of 3002 rows differ, first at id=17, "
-		   "id=1800");
+	assert_has(&e, r.err, "column 'email_lower' is NULL where lower(email) is not NULL in 1 "
+		   "of 3002 rows");
+	assert_has(&e, r.err, "first at id=2346");
+	assert_has(&e, r.out, "items.title = label: 3 of 3002 rows differ, first at id=17, "
+		   "id=19, id=1800");
+	assert_has(&e, r.out, "items.email_lower filled from lower(email): 1 of 3002 rows left "
+		   "NULL, first at id=2346");
 	run_release(&r);
 	doc = verify_json(&e, &code);
 	cr_assert_eq(code, 5);
@@ -466,22 +471,26 @@ BACKEND_TEST(verify, a_two_way_derived_value_is_compared_both_ways)
 	dbp(&e, &r, "verify", NULL);
 	cr_assert_eq(r.code, 0, "[%s] " RUN_FMT, bname(&e), RUN_ARGS(r));
 	assert_has(&e, r.out, "verify: people: 3001 rows in ");
-	assert_has(&e, r.out, "3 columns equal to their sources");
+	assert_has(&e, r.out, "3 columns agree with their sources");
 	assert_has(&e, r.out, "backfill (reverse) people.fullname = ");
 	run_release(&r);
 
 	drop_triggers(&e, "people");
 	test_exec(e.conn, "UPDATE people SET last_name = 'Lost' WHERE id = 77");
+	test_exec(e.conn, "UPDATE people SET last_name = NULL WHERE id = 98");
 	test_exec(e.conn, "UPDATE people SET fullname = 'First88  Last88' WHERE id = 88");
 	dbp(&e, &r, "verify", NULL);
 	cr_assert_eq(r.code, 5, "[%s] " RUN_FMT, bname(&e), RUN_ARGS(r));
-	/* id 77: last_name against its expression, and fullname against the reverse. */
-	assert_has(&e, r.err, "column 'last_name' differs from ");
+	/* id 98's last_name is unfilled; 77, 88 and 98's fullname is not the reverse. */
+	assert_has(&e, r.err, "column 'last_name' is NULL where ");
 	assert_has(&e, r.err, "(backfill at ");
 	assert_has(&e, r.err, "column 'fullname' differs from ");
 	assert_has(&e, r.err, "(backfill (reverse) at ");
 	assert_has(&e, r.out, "people.fullname = ");
-	cr_assert(strstr(r.out, "first at id=77, id=88\n") != NULL, "[%s] %s", bname(&e), r.out);
+	cr_assert(strstr(r.out, "first at id=77, id=88, id=98\n") != NULL, "[%s] %s", bname(&e),
+		  r.out);
+	cr_assert(strstr(r.out, "1 of 3001 rows left NULL, first at id=98\n") != NULL, "[%s] %s",
+		  bname(&e), r.out);
 	run_release(&r);
 	EXPECT(&e, 5, "db_sync", "--contract");
 	assert_row(&e, "2/2/1");
