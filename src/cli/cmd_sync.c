@@ -231,15 +231,23 @@ out:
 	return rc;
 }
 
+/* How a command that runs phases was asked to run them. */
+struct sync_opts {
+	const char *command;	/* for the history */
+	bool force;		/* past live old nodes */
+	bool skip_verify;	/* contract without verify */
+};
+
 /* All three phases in order, each with its gate. */
 static int
-sync_all(struct cli *cli, int64_t target, bool force, const char *command)
+sync_all(struct cli *cli, int64_t target, const struct sync_opts *so)
 {
 	struct machine_opts o;
 	int rc = 0, ph;
 
-	cli_machine_opts(cli, &o, command);
-	o.force = force;
+	cli_machine_opts(cli, &o, so->command);
+	o.force = so->force;
+	o.skip_verify = so->skip_verify;
 	for (ph = PHASE_EXPAND; ph <= PHASE_CONTRACT && rc == 0; ph++)
 		rc = machine_phase(&cli->st, &cli->repo, &cli->plan, (enum phase)ph, target, &o,
 				   &cli->err);
@@ -306,7 +314,7 @@ control_at(struct cli *cli, int64_t current)
  * sqlalchemy-migrate's db_sync VERSION goes either way).
  */
 static int
-sync_to(struct cli *cli, int64_t target, bool force, const char *command)
+sync_to(struct cli *cli, int64_t target, const struct sync_opts *so)
 {
 	struct state_versions v;
 	int rc;
@@ -314,12 +322,12 @@ sync_to(struct cli *cli, int64_t target, bool force, const char *command)
 	if ((rc = read_versions(cli, &v)) < 0)
 		return rc;
 	if (target < v.expand)
-		return downgrade_to(cli, target, command);
+		return downgrade_to(cli, target, so->command);
 	if (target == 0)
 		return 0;
 	if ((rc = check_target(cli, target)) < 0 || (rc = cli_open_state_to_change(cli)) < 0)
 		return rc;
-	return sync_all(cli, target, force, command);
+	return sync_all(cli, target, so);
 }
 
 int
@@ -331,12 +339,14 @@ cmd_db_sync(struct cli *cli, int argc, char **argv)
 		{ "contract", no_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, 'k' },
 		{ "force", no_argument, NULL, 'f' },
+		{ "skip-verify", no_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct sync_opts so = { 0 };
 	struct cli_args a;
 	struct machine_opts o;
 	int phase = -1, rc, n_flags = 0;
-	bool check = false, force = false;
+	bool check = false;
 	int64_t target = 0, current = -1;
 	char *command = NULL, **ext = NULL;
 	size_t i, n_ext = 0;
@@ -362,7 +372,10 @@ cmd_db_sync(struct cli *cli, int argc, char **argv)
 			n_flags++;
 			break;
 		case 'f':
-			force = true;
+			so.force = true;
+			break;
+		case 's':
+			so.skip_verify = true;
 			break;
 		}
 	}
@@ -399,13 +412,16 @@ cmd_db_sync(struct cli *cli, int argc, char **argv)
 		rc = print_check(cli, target);
 		goto out;
 	}
-	command = xasprintf("db_sync%s%s%s", phase < 0 ? "" : " --",
-			    phase < 0 ? "" : phase_name((enum phase)phase), force ? " --force" : "");
+	command = xasprintf("db_sync%s%s%s%s", phase < 0 ? "" : " --",
+			    phase < 0 ? "" : phase_name((enum phase)phase), so.force ? " --force" : "",
+			    so.skip_verify ? " --skip-verify" : "");
+	so.command = command;
 	if (phase >= 0) {
 		if ((rc = cli_open_state_to_change(cli)) < 0)
 			goto out;
 		cli_machine_opts(cli, &o, command);
-		o.force = force;
+		o.force = so.force;
+		o.skip_verify = so.skip_verify;
 		rc = machine_phase(&cli->st, &cli->repo, &cli->plan, (enum phase)phase, target,
 				   &o, &cli->err);
 		goto out;
@@ -415,11 +431,11 @@ cmd_db_sync(struct cli *cli, int argc, char **argv)
 	/* A version names the main repository's; every extension goes to its latest. */
 	if (a.n_pos == 0 && (rc = extensions_to_cover(cli, &ext, &n_ext)) < 0)
 		goto out;
-	rc = sync_to(cli, target, force, command);
+	rc = sync_to(cli, target, &so);
 	for (i = 0; i < n_ext && rc == 0; i++) {
 		cli_use_extension(cli, ext[i]);
 		if ((rc = latest_version(cli, &target)) == 0)
-			rc = sync_to(cli, target, force, command);
+			rc = sync_to(cli, target, &so);
 		if (rc < 0)
 			err_prefixf(&cli->err, "extension '%s'", ext[i]);
 	}
@@ -436,11 +452,12 @@ cmd_upgrade(struct cli *cli, int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "revision", required_argument, NULL, 'r' },
 		{ "force", no_argument, NULL, 'f' },
+		{ "skip-verify", no_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct sync_opts so = { .command = "upgrade" };
 	const char *revision = NULL;
 	struct cli_args a;
-	bool force = false;
 	int64_t target;
 	size_t i;
 	int rc;
@@ -450,8 +467,10 @@ cmd_upgrade(struct cli *cli, int argc, char **argv)
 	for (i = 0; i < a.n_opts; i++) {
 		if (a.opts[i].val == 'r')
 			revision = a.opts[i].value;
+		else if (a.opts[i].val == 'f')
+			so.force = true;
 		else
-			force = true;
+			so.skip_verify = true;
 	}
 	if (revision && a.n_pos > 0) {
 		rc = cli_usage_error(cli, "give the version once: as an argument or with --revision");
@@ -471,7 +490,9 @@ cmd_upgrade(struct cli *cli, int argc, char **argv)
 	}
 	if ((rc = check_target(cli, target)) < 0 || (rc = cli_open_state_to_change(cli)) < 0)
 		goto out;
-	rc = sync_all(cli, target, force, "upgrade");
+	if (so.skip_verify)
+		so.command = "upgrade --skip-verify";
+	rc = sync_all(cli, target, &so);
 out:
 	cli_args_release(&a);
 	return rc;
@@ -639,5 +660,5 @@ cmd_create_schema(struct cli *cli, int argc, char **argv)
 	 * On an empty database every phase of every version can run at once:
 	 * there is no old code to keep working.
 	 */
-	return sync_all(cli, latest, false, "create_schema");
+	return sync_all(cli, latest, &(struct sync_opts){ .command = "create_schema" });
 }

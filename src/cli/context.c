@@ -455,6 +455,7 @@ print_json_line(json_t *obj)
 static const char *const event_names[] = {
 	"phase_start", "already_done", "step_start", "step_done", "step_skipped",
 	"progress", "version_done", "phase_done", "warning", "step_undone",
+	"verify_start", "verify_progress", "verify_done",
 };
 
 static void
@@ -495,6 +496,14 @@ event_json(const struct machine_event *ev)
 		json_object_set_new(o, "rows_done", json_integer((json_int_t)ev->rows_done));
 		json_object_set_new(o, "rows_total", json_integer((json_int_t)ev->rows_total));
 		json_object_set_new(o, "batch_ms", json_real(ev->batch_ms));
+	}
+	if (ev->table)
+		json_object_set_new(o, "table", json_string(ev->table));
+	if (ev->kind == MACHINE_VERIFY_PROGRESS || ev->kind == MACHINE_VERIFY_DONE) {
+		json_object_set_new(o, "rows_done", json_integer((json_int_t)ev->rows_done));
+		if (ev->kind == MACHINE_VERIFY_PROGRESS)
+			json_object_set_new(o, "rows_total", json_integer((json_int_t)ev->rows_total));
+		json_object_set_new(o, "chunks", json_integer(ev->chunks));
 	}
 	if (ev->kind == MACHINE_PHASE_DONE)
 		json_object_set_new(o, "seconds", json_real(ev->seconds));
@@ -566,6 +575,18 @@ cli_print_event(void *arg, const struct machine_event *ev)
 	case MACHINE_WARNING:
 		progress_clear(&cli->progress);
 		fprintf(stderr, "dbphase: warning: %s\n", ev->message);
+		break;
+	case MACHINE_VERIFY_START:
+		progress_start(&cli->progress, "verify", ev->table);
+		break;
+	case MACHINE_VERIFY_PROGRESS:
+		progress_update(&cli->progress, "verify", ev->rows_done, ev->rows_total);
+		break;
+	case MACHINE_VERIFY_DONE:
+		progress_finish(&cli->progress, "verify");
+		printf("verify: %s: %llu rows in %u chunk%s, %s\n", ev->table,
+		       (unsigned long long)ev->rows_done, ev->chunks, ev->chunks == 1 ? "" : "s",
+		       ev->message);
 		break;
 	}
 	fflush(stdout);

@@ -16,7 +16,7 @@
 
 const struct cli_command cli_commands[] = {
 	{ "db_sync", "sync|db sync|database sync|db-sync",
-	  "[--expand|--migrate|--contract|--check] [--force] [VERSION]",
+	  "[--expand|--migrate|--contract|--check] [--force] [--skip-verify] [VERSION]",
 	  "move the schema to VERSION (default: latest), all phases or one",
 	  "  --expand      additive changes only; old code keeps working\n"
 	  "  --migrate     copy data into its new shape in batches (after expand)\n"
@@ -26,12 +26,15 @@ const struct cli_command cli_commands[] = {
 	  "                3 migrate needed, 4 contract needed\n"
 	  "  --force       contract even though live nodes need an older schema, or\n"
 	  "                nodes seen within 300 s when node_ttl_s is shorter\n"
+	  "  --skip-verify contract without first comparing the derived columns with\n"
+	  "                their sources (see verify); recorded in the history\n"
 	  "  with no phase flag, all three phases run in order (offline upgrade)\n",
 	  cmd_db_sync },
 	{ "upgrade", "db upgrade|database upgrade", "[VERSION | --revision VERSION]",
 	  "all three phases up to VERSION (default: latest), as db_sync does",
 	  "  --revision V  the version to upgrade to (Alembic's spelling)\n"
-	  "  --force       as for db_sync --contract\n",
+	  "  --force       as for db_sync --contract\n"
+	  "  --skip-verify as for db_sync --contract\n",
 	  cmd_upgrade },
 	{ "downgrade", "db downgrade|database downgrade", "VERSION",
 	  "undo the expand steps of versions above VERSION not yet contracted",
@@ -69,6 +72,14 @@ const struct cli_command cli_commands[] = {
 	{ "status", "", "",
 	  "versions on disk and in the database, the next action, progress, nodes, history",
 	  "", cmd_status },
+	{ "verify", "", "[VERSION]",
+	  "compare every derived column with its source, as contract does first",
+	  "  VERSION       compare the versions above the contracted one up to VERSION\n"
+	  "                (default: the expanded version); renamed columns, shadow\n"
+	  "                columns of type changes, derived backfills, in chunks by key\n"
+	  "  exit 0 when all are equal, 5 when a column differs (the first differing\n"
+	  "  keys are named) or migrate has not reached VERSION\n",
+	  cmd_verify },
 	{ "validate", "", "[--repair]",
 	  "check recorded checksums against the migration files",
 	  "  --repair      record the files' current checksums on purpose\n",

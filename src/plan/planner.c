@@ -75,6 +75,7 @@ struct op_ctx {
 	struct renamed_table *renamed;	/* by the current migration */
 	size_t n_renamed;
 	char *clash;		/* a generated name that clashes with another, or NULL */
+	struct plan *plan;		/* for the checks verify runs (add_check) */
 	struct dbphase_error *err;
 };
 
@@ -1552,6 +1553,34 @@ shadow_indexes(struct op_ctx *c, struct model_table *t, const char *column,
 	strbuf_release(&rename);
 }
 
+/*
+ * Note a column that verify compares before contract (plan/check.h):
+ * column of t must equal expected; source says what that is in messages.
+ */
+static void
+add_check(struct op_ctx *c, const struct model_table *t, enum check_kind kind,
+	  const char *column, const char *type, const char *expected,
+	  const char *source_column, const char *source)
+{
+	const struct model_column *pk[64];
+	char *keys[64];
+	size_t n = model_primary_key(t, pk, 64), i;
+	struct plan_check *chk;
+
+	if (n == 0)
+		return;		/* nothing walks a table without a key; no trigger pair either */
+	for (i = 0; i < n; i++)
+		keys[i] = pk[i]->name;
+	c->plan->checks = xrealloc(c->plan->checks,
+				   (c->plan->n_checks + 1) * sizeof(*c->plan->checks));
+	chk = &c->plan->checks[c->plan->n_checks++];
+	check_init(chk, c->backend, kind, t->name, keys, n, column, type, expected,
+		   source_column, source);
+	chk->version = c->mig->version;
+	chk->op_kind = xstrdup(c->mop->kind);
+	chk->op_where = op_where(c);
+}
+
 static int
 op_rename_column(struct op_ctx *c)
 {
@@ -1675,6 +1704,9 @@ op_rename_column(struct op_ctx *c)
 	vars_set(&c->vars, "ix_swap_rename", swap_rename.buf);
 	strbuf_release(&swap_drop);
 	strbuf_release(&swap_rename);
+	def = quote_ident(c->backend, from);
+	add_check(c, t, CHECK_RENAME, to, col->type, def, from, from);
+	free(def);
 	def = xasprintf("renamed to '%s'", to);
 	note_gone(c, t->name, from, def);
 	free(def);
@@ -1725,6 +1757,15 @@ op_change_type(struct op_ctx *c)
 		vars_set(&c->vars, "convert", sb.buf);
 	} else {
 		vars_set(&c->vars, "convert", vars_find(&c->vars, "using")->values[0]);
+	}
+	{
+		char *what = using ? xasprintf("%s converted by '%s'", name,
+					       vars_find(&c->vars, "using")->values[0]) :
+				     xasprintf("%s converted to %s", name, to);
+
+		add_check(c, t, CHECK_TYPE, shadow, to, vars_find(&c->vars, "convert")->values[0],
+			  name, what);
+		free(what);
 	}
 	strbuf_reset(&sb);
 	expr_qualify(c->backend, vars_find(&c->vars, "convert")->values[0], t, "NEW", &sb, NULL);
@@ -2402,6 +2443,17 @@ op_backfill(struct op_ctx *c)
 			vars_set(&c->vars, "old_columns", back.targets.buf);
 		}
 	}
+	/* A derived value must equal its expression (and with 'reverse', back). */
+	for (i = 0; rc == 0 && n_new > 0 && i < set->n + (rev && rev->kind == YNODE_MAP ? rev->n : 0); i++) {
+		const struct ynode *map = i < set->n ? set : rev;
+		size_t k = i < set->n ? i : i - set->n;
+		const struct model_column *col = model_column(t, map->keys[k]->scalar);
+		const char *e;
+
+		if ((rc = expr_text(c, map->items[k], "the value", &e)) == 0)
+			add_check(c, t, map == set ? CHECK_DERIVED : CHECK_REVERSE, col->name,
+				  col->type, e, NULL, e);
+	}
 	assign_sql_release(&fwd);
 	assign_sql_release(&back);
 	return rc;
@@ -2930,6 +2982,7 @@ plan_migration(struct plan *plan, const struct repo *repo, const struct catalog 
 	c.mig = mig;
 	c.model = model;
 	c.backend = plan->backend;
+	c.plan = plan;
 	c.err = err;
 	for (i = 0; i < mig->n_ops && rc == 0; i++) {
 		const struct migration_op *mop = &mig->ops[i];
@@ -3051,6 +3104,9 @@ plan_release(struct plan *plan)
 	for (i = 0; i < plan->n_steps; i++)
 		plan_step_release(&plan->steps[i]);
 	free(plan->steps);
+	for (i = 0; i < plan->n_checks; i++)
+		check_release(&plan->checks[i]);
+	free(plan->checks);
 	memset(plan, 0, sizeof(*plan));
 }
 

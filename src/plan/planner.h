@@ -22,6 +22,7 @@
 #include "core/repo.h"
 #include "core/url.h"
 #include "plan/catalog.h"
+#include "plan/check.h"
 
 struct plan_step {
 	int64_t version;
@@ -67,6 +68,8 @@ struct plan {
 	int64_t latest;		/* highest version in the repository */
 	struct plan_step *steps;
 	size_t n_steps;
+	struct plan_check *checks;	/* what verify compares, by version (plan/check.h) */
+	size_t n_checks;
 };
 
 int plan_build(struct plan *plan, const struct repo *repo, const struct catalog *cat,

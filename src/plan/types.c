@@ -116,3 +116,51 @@ type_is_integer(const char *text)
 	return strcasecmp(text, "integer") == 0 || strcasecmp(text, "bigint") == 0 ||
 	       strcasecmp(text, "smallint") == 0;
 }
+
+bool
+type_is_string(const char *text)
+{
+	long a, b;
+	int n;
+	const struct type_entry *t = type_parse(text, &a, &b, &n);
+
+	return t && (strcmp(t->name, "text") == 0 || strcmp(t->name, "varchar") == 0 ||
+		     strcmp(t->name, "json") == 0 || strcmp(t->name, "uuid") == 0);
+}
+
+/* MariaDB's CAST targets, by portable name; NULL: the portable spelling. */
+static const struct {
+	const char *name;
+	const char *target;
+} mysql_cast[] = {
+	{ "integer", "SIGNED" }, { "bigint", "SIGNED" }, { "smallint", "SIGNED" },
+	{ "boolean", "SIGNED" }, { "text", "CHAR" }, { "varchar", "CHAR" },
+	{ "numeric", NULL }, { "real", "FLOAT" }, { "double", "DOUBLE" },
+	{ "date", "DATE" }, { "timestamp", "DATETIME(6)" }, { "timestamptz", "DATETIME(6)" },
+	{ "bytes", "BINARY" }, { "json", "CHAR" }, { "uuid", "CHAR" },
+};
+
+bool
+type_render_cast(const char *text, enum db_backend backend, struct strbuf *out)
+{
+	const struct type_entry *t;
+	const char *expected;
+	long a = 0, b = 0;
+	int n_args;
+	size_t i;
+
+	if (backend == DB_BACKEND_POSTGRESQL)
+		return type_render(text, backend, out, &expected);
+	if (backend != DB_BACKEND_MYSQL || (t = type_parse(text, &a, &b, &n_args)) == NULL)
+		return false;
+	for (i = 0; i < sizeof(mysql_cast) / sizeof(mysql_cast[0]); i++) {
+		if (strcmp(mysql_cast[i].name, t->name) != 0)
+			continue;
+		if (mysql_cast[i].target)
+			strbuf_addstr(out, mysql_cast[i].target);
+		else
+			return type_render(text, backend, out, &expected);
+		return true;
+	}
+	return false;
+}

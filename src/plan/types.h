@@ -27,4 +27,16 @@ bool type_valid(const char *text);
 /* True for integer, bigint and smallint (keys that batch by range). */
 bool type_is_integer(const char *text);
 
+/* True for the types MariaDB keeps as character strings: text, varchar, json, uuid. */
+bool type_is_string(const char *text);
+
+/*
+ * The target of CAST(x AS ...) that converts a value as storing it in a
+ * column of the portable type does (PostgreSQL: the type itself; MariaDB:
+ * SIGNED, DECIMAL(p,s), DOUBLE, CHAR, DATETIME(6), ...).  False (nothing
+ * written) for SQLite, whose columns convert by affinity, and for text that
+ * is not a portable type.
+ */
+bool type_render_cast(const char *text, enum db_backend backend, struct strbuf *out);
+
 #endif

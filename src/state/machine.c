@@ -15,6 +15,7 @@
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
 #include "state/effect.h"
+#include "state/verify.h"
 
 void
 machine_opts_init(struct machine_opts *o)
@@ -715,9 +716,16 @@ machine_phase(struct state *st, const struct repo *repo, const struct plan *plan
 		emit(o, &ev);
 		return close_transition(&t, 0, NULL, NULL, err);
 	}
-	if ((rc = gate(st, phase, target, &t.v, o, &forced, err)) < 0)
-		return close_transition(&t, rc, rc == DBPHASE_EREFUSED ? "refused" : "failed",
-					err->message, err);
+	/* Contract's last gate: derived columns equal their sources (state/verify.h). */
+	if ((rc = gate(st, phase, target, &t.v, o, &forced, err)) < 0 ||
+	    (phase == PHASE_CONTRACT &&
+	     (rc = verify_gate(st, plan, &t.v, target, o, &forced, err)) < 0)) {
+		rc = close_transition(&t, rc, rc == DBPHASE_EREFUSED ? "refused" :
+				      rc == DBPHASE_EINTERRUPTED ? "interrupted" : "failed",
+				      err->message, err);
+		free(forced);
+		return rc;
+	}
 	ev.kind = MACHINE_PHASE_START;
 	emit(o, &ev);
 	rc = run_versions(&t, repo, plan, phase, target, &interrupted, err);

@@ -5,12 +5,15 @@
  *
  *      expand to V        migrate to V          contract to V
  *   E --------------> E' M -------------> M'  C --------------> C'
- *   runs the expand   refused unless E >= V;  refused unless M >= V and no
+ *   runs the expand   refused unless E >= V;  refused unless M >= V, no
  *   steps of every    runs the migrate steps  live node needs a version < V
  *   version in (E,V]  of (M,V]                (live: a heartbeat within
  *                                             node_ttl_s, and never less than
  *                                             MACHINE_NODE_GONE_S; --force
- *                                             overrides, in history);
+ *                                             overrides, in history), and
+ *                                             verify finds every derived
+ *                                             column equal to its source
+ *                                             (state/verify.h; --skip-verify);
  *                                             runs the contract steps of (C,V]
  *
  * Guarantees:
@@ -60,6 +63,9 @@ enum machine_event_kind {
 	MACHINE_PHASE_DONE,	/* phase, from, to, seconds */
 	MACHINE_WARNING,	/* message */
 	MACHINE_STEP_UNDONE,	/* step, result: downgrade took it back */
+	MACHINE_VERIFY_START,	/* table: verify starts comparing its columns */
+	MACHINE_VERIFY_PROGRESS,	/* table, rows_done, rows_total, chunks */
+	MACHINE_VERIFY_DONE,	/* table, rows_done, chunks, message: the outcome */
 };
 
 struct machine_event {
@@ -75,6 +81,8 @@ struct machine_event {
 	double seconds;
 	const char *message;
 	bool downgrade;		/* PHASE_START, PHASE_DONE, ALREADY_DONE of a downgrade */
+	const char *table;	/* VERIFY_* */
+	unsigned chunks;	/* VERIFY_PROGRESS, VERIFY_DONE */
 };
 
 /*
@@ -91,6 +99,7 @@ struct machine_opts {
 	int lock_wait_s;		/* < 0: forever */
 	int node_ttl_s;
 	bool force;			/* contract despite live old nodes */
+	bool skip_verify;		/* contract without verify (state/verify.h) */
 	const char *command;		/* for history ("db_sync --expand") */
 	void (*event)(void *arg, const struct machine_event *ev);
 	void *event_arg;

@@ -71,6 +71,7 @@ struct env {
 static const char *const event_kinds[] = {
 	"phase_start", "already_done", "step_start", "step_done", "step_skipped",
 	"progress", "version_done", "phase_done", "warning", "step_undone",
+	"verify_start", "verify_progress", "verify_done",
 };
 
 static void
@@ -79,7 +80,7 @@ record_event(void *arg, const struct machine_event *ev)
 	struct env *e = arg;
 	char *id = ev->step ? plan_step_id(ev->step) : NULL;
 
-	if (ev->kind == MACHINE_PROGRESS) {
+	if (ev->kind == MACHINE_PROGRESS || ev->kind == MACHINE_VERIFY_PROGRESS) {
 		free(id);
 		return;
 	}

@@ -1699,3 +1699,75 @@ Test(plan, refuses_a_type_change_of_a_foreign_key_column)
 		    "drop the key (drop_constraint) in an earlier version and add it again after "
 		    "the change");
 }
+
+/*
+ * What verify compares: one check per derived column, only for those, with
+ * an exact NULL-safe condition per backend, and for a derived backfill
+ * (whose column new code may write itself) whether it was filled.  The
+ * conditions run against real servers in tests/integration/test-verify.c.
+ */
+Test(plan, derived_columns_get_a_verify_check_per_backend)
+{
+	static const char *const want[DB_BACKEND__COUNT][3] = {
+		[DB_BACKEND_POSTGRESQL] = {
+			"CAST(\"title\" AS text) IS DISTINCT FROM CAST((\"label\") AS text)",
+			"CAST(CAST((CAST(\"n\" AS bigint)) AS bigint) AS text)",
+			"\"email_lower\" IS NULL AND CAST((lower(email)) AS text) IS NOT NULL",
+		},
+		[DB_BACKEND_MYSQL] = {
+			"NOT (CAST(CONVERT(`title` USING utf8mb4) AS BINARY) <=> "
+			"CAST(CONVERT((`label`) USING utf8mb4) AS BINARY))",
+			"<=> CAST((`n`) AS SIGNED))",
+			"`email_lower` IS NULL AND CAST((lower(email)) AS CHAR) IS NOT NULL",
+		},
+		[DB_BACKEND_SQLITE] = {
+			"\"title\" IS NOT (\"label\")",
+			"IS NOT (CAST(\"n\" AS INTEGER))",
+			"\"email_lower\" IS NULL AND (lower(email)) IS NOT NULL",
+		},
+	};
+	static const char *const columns[3] = { "title", NULL, "email_lower" };
+	size_t b, i;
+
+	write_versions("operations:\n"
+		       "  - create_table:\n"
+		       "      name: items\n"
+		       "      columns:\n"
+		       "        - {name: id, type: bigint, primary_key: true}\n"
+		       "        - {name: n, type: integer}\n"
+		       "        - {name: label, type: \"varchar(50)\"}\n"
+		       "        - {name: email, type: text}\n"
+		       "        - {name: hits, type: integer}\n",
+		       "operations:\n"
+		       "  - rename_column: {table: items, from: label, to: title}\n"
+		       "  - change_type: {table: items, column: n, to: bigint}\n"
+		       "  - add_column: {table: items, column: {name: email_lower, type: text}}\n"
+		       "  - backfill: {table: items, set: {email_lower: \"lower(email)\"}}\n"
+		       "  - backfill: {table: items, set: {hits: \"hits + 1\"}}\n");
+	for (b = 0; b < DB_BACKEND__COUNT; b++) {
+		struct plan plan;
+
+		build_ok((enum db_backend)b, &plan);
+		/* The one-off fix of hits has nothing to compare. */
+		cr_assert_eq(plan.n_checks, 3, "[%s] %zu checks", bname(b), plan.n_checks);
+		for (i = 0; i < 3; i++) {
+			const struct plan_check *c = &plan.checks[i];
+
+			cr_assert_eq(c->version, 2);
+			cr_assert_str_eq(c->table, "items");
+			cr_assert_eq(c->n_keys, 1);
+			cr_assert_str_eq(c->keys[0], "id");
+			if (columns[i])
+				cr_assert_str_eq(c->column, columns[i], "[%s]", bname(b));
+			cr_assert(strstr(c->differs_sql, want[b][i]) != NULL, "[%s] check %zu: %s",
+				  bname(b), i, c->differs_sql);
+		}
+		cr_assert_eq(plan.checks[0].kind, CHECK_RENAME);
+		cr_assert_str_eq(plan.checks[0].source, "label");
+		cr_assert_eq(plan.checks[1].kind, CHECK_TYPE);
+		cr_assert_str_eq(plan.checks[1].source, "n converted to bigint");
+		cr_assert_eq(plan.checks[2].kind, CHECK_DERIVED);
+		cr_assert_str_eq(plan.checks[2].source, "lower(email)");
+		plan_release(&plan);
+	}
+}
