@@ -99,6 +99,13 @@ int cli_load_repo(struct cli *cli);
 int cli_load_plan(struct cli *cli, enum db_backend backend);
 int cli_connect(struct cli *cli);	/* also loads the plan for the backend */
 /*
+ * The integrity check of a command that only reads (machine_check, or
+ * machine_verify of v when given): a database ahead of this repository is a
+ * warning here, not an error.
+ */
+int cli_check_readonly(struct cli *cli, const struct state_versions *v);
+
+/*
  * Work on extension name of the same repository (NULL: the main one) from
  * now on: the repository, plan and state are loaded again on demand; the
  * configuration and the connection stay.

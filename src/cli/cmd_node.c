@@ -142,7 +142,7 @@ cmd_node(struct cli *cli, int argc, char **argv)
 	 * refused would look gone after node_ttl_s, and contract would stop
 	 * waiting for it.
 	 */
-	if ((rc = machine_check(&cli->st, &cli->repo, &cli->err)) < 0) {
+	if ((rc = cli_check_readonly(cli, NULL)) < 0) {
 		if (strcmp(sub, "list") == 0)
 			return rc;
 		fprintf(stderr, "dbphase: warning: %s\n", cli->err.message);

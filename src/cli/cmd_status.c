@@ -79,7 +79,7 @@ status_one(struct cli *cli, json_t *obj)
 	bool exist, text = obj == NULL;
 	int rc, next;
 
-	if ((rc = machine_check(&cli->st, &cli->repo, &cli->err)) < 0 ||
+	if ((rc = cli_check_readonly(cli, NULL)) < 0 ||
 	    (rc = state_tables_exist(&cli->st, &exist, &cli->err)) < 0 ||
 	    (rc = state_read(&cli->st, &v, &cli->err)) < 0)
 		return rc;
@@ -195,7 +195,7 @@ cmd_status(struct cli *cli, int argc, char **argv)
 	if ((rc = cli_open_state(cli)) < 0)
 		return rc;
 	/* A changed applied file stops status before it prints anything. */
-	if ((rc = machine_check(&cli->st, &cli->repo, &cli->err)) < 0)
+	if ((rc = cli_check_readonly(cli, NULL)) < 0)
 		return rc;
 	if (cli->format == CLI_JSON) {
 		char *masked = db_url_mask(cli->url_text);

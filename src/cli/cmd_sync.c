@@ -132,7 +132,7 @@ check_one(struct cli *cli, int64_t target, json_t *list, int *next)
 
 	if ((rc = read_versions(cli, &v)) < 0)
 		return rc;
-	if (v.exists && (rc = machine_verify(&cli->st, &cli->repo, &v, &cli->err)) < 0)
+	if (v.exists && (rc = cli_check_readonly(cli, &v)) < 0)
 		return rc;
 	*next = machine_next(&v, target);
 	if (list != NULL) {
@@ -531,7 +531,7 @@ cmd_db_version(struct cli *cli, int argc, char **argv)
 	if ((rc = parse_args(cli, argc, argv, no_options, 0, &a)) < 0)
 		return rc;
 	cli_args_release(&a);
-	if ((rc = cli_open_state(cli)) < 0 || (rc = machine_check(&cli->st, &cli->repo, &cli->err)) < 0 ||
+	if ((rc = cli_open_state(cli)) < 0 || (rc = cli_check_readonly(cli, NULL)) < 0 ||
 	    (rc = state_read(&cli->st, &v, &cli->err)) < 0)
 		return rc;
 	if (cli->format == CLI_JSON) {

@@ -250,6 +250,21 @@ cli_open_state_to_change(struct cli *cli)
 	return 0;
 }
 
+int
+cli_check_readonly(struct cli *cli, const struct state_versions *v)
+{
+	int rc = v ? machine_verify(&cli->st, &cli->repo, v, &cli->err)
+		   : machine_check(&cli->st, &cli->repo, &cli->err);
+
+	/* An older package can still look: it says so, and changes nothing. */
+	if (rc == DBPHASE_EAHEAD) {
+		fprintf(stderr, "dbphase: warning: %s\n", cli->err.message);
+		err_release(&cli->err);
+		rc = 0;
+	}
+	return rc;
+}
+
 void
 cli_release(struct cli *cli)
 {

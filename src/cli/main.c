@@ -162,6 +162,7 @@ exit_code(int rc)
 	case DBPHASE_ELOCK_TIMEOUT:
 		return 75;
 	case DBPHASE_EREFUSED:
+	case DBPHASE_EAHEAD:
 		return 5;
 	case DBPHASE_EINTERRUPTED:
 		return 130;

@@ -26,7 +26,8 @@
 	X(UNSUPPORTED, "not supported")                                      \
 	X(NOTFOUND, "not found")                                             \
 	X(INTERRUPTED, "interrupted")                                        \
-	X(CHECKSUM, "applied migration changed on disk")
+	X(CHECKSUM, "applied migration changed on disk")                    \
+	X(AHEAD, "database ahead of this repository")
 
 enum dbphase_err {
 	DBPHASE_OK = 0,

@@ -59,23 +59,19 @@ int
 machine_verify(struct state *st, const struct repo *repo, const struct state_versions *v,
 	       struct dbphase_error *err)
 {
-	int64_t *versions;
+	int64_t *versions, latest = repo_latest(repo), beyond = 0;
 	char **sums;
 	size_t n, i;
 	int rc;
 
-	if (v->expand > repo_latest(repo))
-		return err_setf(err, DBPHASE_ECHECKSUM,
-				"version %lld is applied (expand is at %lld) but repository '%s' "
-				"ends at version %lld: an applied migration file was removed; "
-				"restore it", (long long)repo_latest(repo) + 1,
-				(long long)v->expand, repo->dir, (long long)repo_latest(repo));
 	if ((rc = state_checksums_list(st, &versions, &sums, &n, err)) < 0)
 		return rc;
 	for (i = 0; i < n && rc == 0; i++) {
 		const struct migration *m = repo_migration(repo, versions[i]);
 
-		if (m == NULL)
+		if (m == NULL && versions[i] > latest)
+			beyond = versions[i] > beyond ? versions[i] : beyond;
+		else if (m == NULL)
 			rc = err_setf(err, DBPHASE_ECHECKSUM,
 				      "version %lld was applied (checksum %.12s...), but repository "
 				      "'%s' has no file for it any more: restore the file",
@@ -96,6 +92,19 @@ machine_verify(struct state *st, const struct repo *repo, const struct state_ver
 				      "to accept it on purpose",
 				      m->path, (long long)m->version, sums[i], m->checksum);
 	}
+	/*
+	 * Versions applied past the end of the repository, with every file
+	 * it has unchanged: this is an older release's repository (a package
+	 * rolled back), not a removed file.
+	 */
+	if (rc == 0 && (beyond > 0 || v->expand > latest))
+		rc = err_setf(err, DBPHASE_EAHEAD,
+			      "the database is ahead of this package: version %lld is applied "
+			      "(expand %lld, migrate %lld, contract %lld) but repository '%s' ends "
+			      "at version %lld; run dbphase from the release that applied it",
+			      (long long)(beyond > v->expand ? beyond : v->expand),
+			      (long long)v->expand, (long long)v->migrate, (long long)v->contract,
+			      repo->dir, (long long)latest);
 	for (i = 0; i < n; i++)
 		free(sums[i]);
 	free(sums);

@@ -116,7 +116,12 @@ int machine_phase(struct state *st, const struct repo *repo, const struct plan *
 		  enum phase phase, int64_t target, const struct machine_opts *o,
 		  struct dbphase_error *err);
 
-/* Compare recorded checksums of applied versions with the files. */
+/*
+ * Compare recorded checksums of applied versions with the files:
+ * DBPHASE_ECHECKSUM for a changed or missing file, DBPHASE_EAHEAD when
+ * every file matches but versions past the repository's end are applied
+ * (an older release's repository: read-only commands warn and go on).
+ */
 int machine_verify(struct state *st, const struct repo *repo, const struct state_versions *v,
 		   struct dbphase_error *err);
 

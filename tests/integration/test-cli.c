@@ -781,6 +781,42 @@ BACKEND_TEST(cli, seed_spellings_work_as_typed)
 	cenv_close(&c);
 }
 
+/*
+ * A node whose package is older than the database (rolled back) can still
+ * read: it is told the database is ahead, not that a file was removed.
+ */
+BACKEND_TEST(cli, an_older_package_reads_a_database_ahead_of_it)
+{
+	const char *const v[] = { v1_items, v2_note };
+	struct cenv c;
+	struct run r;
+	char *v2;
+
+	cenv_open(&c, *backend, v, 2);
+	EXPECT(&c, 0, "db_sync");
+	EXPECT(&c, 0, "node", "register", "--name", "web1", "--schema-version", "2");
+	v2 = xasprintf("%s/versions/002_v2.yaml", c.dir);
+	cr_assert_eq(unlink(v2), 0);
+	free(v2);
+	cli(&c, &r, "db_version", NULL);
+	cr_assert_eq(r.code, 0, "[%s] " RUN_FMT, bname(&c), RUN_ARGS(r));
+	cr_assert_str_eq(r.out, "2\n");
+	cr_assert(strstr(r.err, "the database is ahead of this package: version 2 is applied") &&
+		  !strstr(r.err, "removed"), "[%s] %s", bname(&c), r.err);
+	run_release(&r);
+	EXPECT(&c, 0, "status");
+	EXPECT(&c, 0, "db_sync", "--check");
+	EXPECT(&c, 0, "node", "heartbeat", "--name", "web1");
+	EXPECT(&c, 0, "node", "list");
+	/* Changing anything is refused: that is the newer release's to do. */
+	cli(&c, &r, "db_sync", "--expand", NULL);
+	cr_assert_eq(r.code, 5, "[%s] " RUN_FMT, bname(&c), RUN_ARGS(r));
+	cr_assert(strstr(r.err, "ahead of this package"), "[%s] %s", bname(&c), r.err);
+	run_release(&r);
+	assert_row(&c, "2/2/2");
+	cenv_close(&c);
+}
+
 /* revision -m writes a file that applies nothing until it is edited. */
 Test(cli, revision_template_applies_nothing)
 {
