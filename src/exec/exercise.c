@@ -215,9 +215,8 @@ exec_exercise_run(struct db_conn *conn, const struct exec_job *job,
 			err_release(err);
 			rc = db_exec(conn, "ROLLBACK TO SAVEPOINT dbphase_exercise", err);
 		} else if (rc < 0 && !err->retryable && err->code != DBPHASE_ELOCK_TIMEOUT) {
-			err_prefixf(err, "a write to '%s' fails with the triggers this step created "
-				    "(%s of one row like the application's, tried and rolled back)",
-				    job->exercise_table, what[i]);
+			err_prefixf(err, "%s of a row like the application's (tried, then rolled "
+				    "back) failed", what[i]);
 		}
 	}
 	if (rc == 0)
