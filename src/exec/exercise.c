@@ -164,7 +164,9 @@ writes(struct db_conn *conn, const struct exec_job *job, const struct exec_exerc
 	add_list(&out[1], ex, true);
 	switch (b) {
 	case DB_BACKEND_POSTGRESQL:
-		strbuf_addf(&out[1], " WHERE ctid = (SELECT ctid FROM %s LIMIT 1)", t.buf);
+		/* A row another transaction holds is not waited for. */
+		strbuf_addf(&out[1], " WHERE ctid = (SELECT ctid FROM %s LIMIT 1 FOR UPDATE "
+			    "SKIP LOCKED)", t.buf);
 		break;
 	case DB_BACKEND_MYSQL:
 		strbuf_addstr(&out[1], " LIMIT 1");
@@ -174,16 +176,6 @@ writes(struct db_conn *conn, const struct exec_job *job, const struct exec_exerc
 		break;
 	}
 	strbuf_release(&t);
-}
-
-/* "SELECT 1 FROM <table> LIMIT 1" in place of the quoted table name. */
-static void
-strbuf_insert_probe(struct strbuf *q)
-{
-	char *table = strbuf_detach(q);
-
-	strbuf_addf(q, "SELECT 1 FROM %s LIMIT 1", table);
-	free(table);
 }
 
 int
@@ -198,8 +190,9 @@ exec_exercise_run(struct db_conn *conn, const struct exec_job *job,
 
 	if (!ex->active)
 		return 0;
+	strbuf_addstr(&q, "SELECT 1 FROM ");
 	conn->drv->quote_ident(&q, job->exercise_table);
-	strbuf_insert_probe(&q);
+	strbuf_addstr(&q, " LIMIT 1");
 	rc = db_query(conn, q.buf, NULL, 0, &res, err);
 	if (rc < 0)
 		goto out;

@@ -369,15 +369,19 @@ expr_check(struct op_ctx *c, const struct ynode *node, const char *what)
 			at.column);
 }
 
-/* An expression: one string, or a map of backend (or "all") to string. */
+/*
+ * An expression: one string, or a map of backend (or "all") to string.
+ * checked: whether it is checked as one expression (expr_check).
+ */
 static int
-expr_text(struct op_ctx *c, const struct ynode *node, const char *what, const char **out)
+expr_text_for(struct op_ctx *c, const struct ynode *node, const char *what, bool checked,
+	      const char **out)
 {
 	const struct ynode *v;
 
 	if (node->kind == YNODE_SCALAR) {
 		*out = node->scalar;
-		return expr_check(c, node, what);
+		return checked ? expr_check(c, node, what) : 0;
 	}
 	if (node->kind != YNODE_MAP)
 		return op_error(c, node, "%s must be an SQL expression (a string, or a map of backend to string)",
@@ -402,9 +406,14 @@ expr_text(struct op_ctx *c, const struct ynode *node, const char *what, const ch
 	if (v == NULL)
 		return op_error(c, node, "%s has no expression for %s (add '%s:' or 'all:')",
 				what, db_backend_name(c->backend), db_backend_name(c->backend));
-	node = v;
 	*out = v->scalar;
-	return expr_check(c, node, what);
+	return checked ? expr_check(c, v, what) : 0;
+}
+
+static int
+expr_text(struct op_ctx *c, const struct ynode *node, const char *what, const char **out)
+{
+	return expr_text_for(c, node, what, true, out);
 }
 
 /* The columns of t whose names occur in an expression, in any role. */
@@ -558,7 +567,8 @@ column_default(struct op_ctx *c, const struct ynode *node, struct model_column *
 			if (e == NULL || node->n != 1)
 				return op_error(c, node, "a default is a value, or {expr: SQL expression}");
 			c->backend = (enum db_backend)b;
-			rc = expr_text(c, e, "the default", &text);
+			/* Checked for the backend planned for, where it will run. */
+			rc = expr_text_for(c, e, "the default", b == (int)saved, &text);
 			c->backend = saved;
 			if (rc < 0)
 				return rc;
@@ -2423,17 +2433,16 @@ created_trigger(enum db_backend b, const char *sql)
 	}
 	if (first.kind != SQLLEX_WORD && first.kind != SQLLEX_QUOTED)
 		return NULL;
+	/* A qualified name: schema.name. */
 	t = first;
 	for (;;) {
-		struct sqllex save = lx;
 		struct sqllex_token dot, next;
 
-		if (!(sqllex_next_significant(&lx, &dot) == SQLLEX_PUNCT && sqllex_is(&lx, &dot, ".") &&
-		      ((next.kind = sqllex_next_significant(&lx, &next)) == SQLLEX_WORD ||
-		       next.kind == SQLLEX_QUOTED))) {
-			lx = save;
+		if (sqllex_next_significant(&lx, &dot) != SQLLEX_PUNCT || !sqllex_is(&lx, &dot, "."))
 			break;
-		}
+		sqllex_next_significant(&lx, &next);
+		if (next.kind != SQLLEX_WORD && next.kind != SQLLEX_QUOTED)
+			break;
 		t = next;
 	}
 	return xstrndup(sql + first.pos, t.pos + t.len - first.pos);

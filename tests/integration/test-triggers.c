@@ -430,6 +430,41 @@ Test(triggers, runtime_type_error_fails_expand)
 	expect_broken_expand(DB_BACKEND_POSTGRESQL, "full", "CAST(name AS integer)");
 }
 
+/*
+ * The test writes meet a generated key, a unique column and a NOT NULL
+ * column: the table refusing them is no failure, and they leave nothing.
+ */
+BACKEND_TEST(triggers, test_writes_leave_no_trace)
+{
+	struct fx f;
+
+	fx_begin(&f, *backend,
+		 "operations:\n"
+		 "  - create_table:\n"
+		 "      name: users\n"
+		 "      columns:\n"
+		 "        - {name: id, type: bigint, primary_key: true, autoincrement: true}\n"
+		 "        - {name: email, type: \"varchar(50)\", nullable: false}\n"
+		 "        - {name: n, type: integer, nullable: false}\n"
+		 "  - add_index: {table: users, name: ux_users_email, columns: [email], unique: true}\n",
+		 "operations:\n"
+		 "  - add_column: {table: users, column: {name: email_lower, type: \"varchar(50)\"}}\n"
+		 "  - backfill: {table: users, set: {email_lower: lower(email)}}\n"
+		 "  - rename_column: {table: users, from: n, to: visits}\n");
+	OLD(&f, "INSERT INTO users (email, n) VALUES ('A@x', 1)");
+	OLD(&f, "INSERT INTO users (email, n) VALUES ('B@x', 2)");
+	fx_phase(&f, PHASE_EXPAND, 2);
+	app_value(&f, "2", "SELECT count(*) FROM users");
+	app_value(&f, "0", "SELECT count(*) FROM users WHERE email_lower IS NOT NULL "
+		  "OR visits IS NOT NULL");
+	app_value(&f, "1", "SELECT n FROM users WHERE email = 'A@x'");
+	OLD(&f, "INSERT INTO users (email, n) VALUES ('C@x', 3)");
+	app_value(&f, "c@x", "SELECT email_lower FROM users WHERE email = 'C@x'");
+	app_value(&f, "3", "SELECT visits FROM users WHERE email = 'C@x'");
+	app_value(&f, "3", "SELECT max(id) FROM users");
+	fx_end(&f);
+}
+
 /* ---- $dbphase$ in a name -------------------------------------------------- */
 
 BACKEND_TEST(triggers, name_holding_the_dollar_quote_tag)
