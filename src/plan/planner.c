@@ -2331,6 +2331,7 @@ render(struct op_ctx *c, const char *tpl, size_t idx, size_t *count, int line)
 				err_setf(c->err, DBPHASE_EBADINPUT, "%s:%d: unclosed '{' in template",
 					 c->cop->source, line);
 				strbuf_release(&out);
+				free(tags);
 				return NULL;
 			}
 			name = xstrndup(p + 1, (size_t)(end - p - 1));
@@ -2341,6 +2342,7 @@ render(struct op_ctx *c, const char *tpl, size_t idx, size_t *count, int line)
 					 c->cop->source, line, name, c->cop->name);
 				free(name);
 				strbuf_release(&out);
+				free(tags);
 				return NULL;
 			}
 			free(name);
@@ -2350,6 +2352,7 @@ render(struct op_ctx *c, const char *tpl, size_t idx, size_t *count, int line)
 						 "%s:%d: lists of different lengths in one template",
 						 c->cop->source, line);
 					strbuf_release(&out);
+					free(tags);
 					return NULL;
 				}
 				n_list = v->n;
