@@ -185,10 +185,24 @@ rollback_quietly(struct db_conn *conn)
 	err_release(&ignored);
 }
 
+/* "the triggers "a", "b" this step created", for messages; caller frees. */
+static char *
+triggers_text(const struct exec_job *job)
+{
+	struct strbuf sb = STRBUF_INIT;
+	size_t i;
+
+	strbuf_addstr(&sb, job->n_triggers == 1 ? "trigger " : "triggers ");
+	for (i = 0; i < job->n_triggers; i++)
+		strbuf_addf(&sb, "%s%s", i ? ", " : "", job->triggers[i]);
+	return strbuf_detach(&sb);
+}
+
 /* One attempt at an SQL job in a transaction; statements in order. */
 static int
 sql_job_atomic(struct db_conn *conn, const struct exec_job *job,
-	       const struct exec_hooks *h, struct dbphase_error *err)
+	       const struct exec_hooks *h, const struct exec_exercise *ex,
+	       struct dbphase_error *err)
 {
 	size_t i;
 	int rc;
@@ -198,6 +212,17 @@ sql_job_atomic(struct db_conn *conn, const struct exec_job *job,
 	for (i = 0; i < job->n_sql; i++)
 		if ((rc = exec_statement(conn, job, job->sql[i], h, err)) < 0)
 			goto fail;
+	if ((rc = exec_exercise_run(conn, job, ex, err)) < 0) {
+		if (!is_retryable(err)) {
+			char *names = triggers_text(job);
+
+			err_prefixf(err, "%s on '%s' would make the application's writes fail, "
+				    "so this step is rolled back and none of it is kept", names,
+				    job->exercise_table);
+			free(names);
+		}
+		goto fail;
+	}
 	if (h && h->job_commit && (rc = h->job_commit(h->arg, conn, job, err)) < 0)
 		goto fail;
 	if ((rc = conn->drv->commit(conn, err)) < 0)
@@ -270,22 +295,78 @@ job_in_one_transaction(struct db_conn *conn, const struct exec_job *job)
 	return true;
 }
 
+/*
+ * Outside a transaction (MariaDB): fire the triggers the job's statements
+ * created, in a transaction rolled back at once; if a write fails, drop
+ * them again, so that the application's writes are as they were before
+ * the step.
+ */
+static int
+exercise_apart(struct db_conn *conn, const struct exec_job *job, const struct exec_exercise *ex,
+	       const struct exec_opts *o, struct exec_result *res, struct dbphase_error *err)
+{
+	struct dbphase_error ignored = DBPHASE_ERROR_INIT;
+	char *names;
+	size_t i;
+	int attempt, rc;
+
+	if (!ex->active)
+		return 0;
+	for (attempt = 1;; attempt++) {
+		if ((rc = conn->drv->begin(conn, err)) == 0) {
+			rc = exec_exercise_run(conn, job, ex, err);
+			rollback_quietly(conn);
+		}
+		if (rc == 0 || !is_retryable(err) || attempt > o->max_retries || stopped(o))
+			break;
+		res->retries++;
+		backoff(attempt);
+	}
+	if (rc == 0 || is_retryable(err))
+		return rc;
+	for (i = 0; i < job->n_triggers; i++) {
+		struct strbuf sql = STRBUF_INIT;
+
+		strbuf_addf(&sql, "DROP TRIGGER IF EXISTS %s", job->triggers[i]);
+		if (conn->drv->backend == DB_BACKEND_POSTGRESQL) {
+			strbuf_addstr(&sql, " ON ");
+			conn->drv->quote_ident(&sql, job->exercise_table);
+		}
+		if (db_exec(conn, sql.buf, &ignored) < 0) {
+			err_prefixf(err, "(dropping %s failed too: %s)", job->triggers[i],
+				    ignored.message);
+			err_release(&ignored);
+		}
+		strbuf_release(&sql);
+	}
+	names = triggers_text(job);
+	err_prefixf(err, "%s on '%s' would make the application's writes fail, so %s dropped "
+		    "again", names, job->exercise_table, job->n_triggers == 1 ? "it was" : "they were");
+	free(names);
+	return rc;
+}
+
 static int
 run_sql_job(struct db_conn *conn, const struct exec_job *job, const struct exec_opts *o,
 	    const struct exec_hooks *h, struct exec_result *res, struct dbphase_error *err)
 {
+	struct exec_exercise ex;
 	size_t i;
 	int attempt, rc = 0;
 
+	if ((rc = exec_exercise_prepare(conn, job, &ex, err)) < 0)
+		return rc;
 	if (job_in_one_transaction(conn, job)) {
 		for (attempt = 1;; attempt++) {
-			rc = sql_job_atomic(conn, job, h, err);
+			rc = sql_job_atomic(conn, job, h, &ex, err);
 			if (rc == 0 || !is_retryable(err) || attempt > o->max_retries ||
 			    stopped(o))
-				return rc;
+				break;
 			res->retries++;
 			backoff(attempt);
 		}
+		exec_exercise_release(&ex);
+		return rc;
 	}
 	/*
 	 * Statement by statement, each retried on its own: MariaDB commits
@@ -312,6 +393,9 @@ run_sql_job(struct db_conn *conn, const struct exec_job *job, const struct exec_
 		db_exec(conn, "UNLOCK TABLES", &ignored);
 		err_release(&ignored);
 	}
+	if (rc == 0)
+		rc = exercise_apart(conn, job, &ex, o, res, err);
+	exec_exercise_release(&ex);
 	if (rc == 0)
 		rc = record_job(conn, job, h, err);
 	return rc;

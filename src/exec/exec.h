@@ -58,6 +58,15 @@ struct exec_job {
 	int set_not_null;		/* 1, 0, or -1 to leave */
 	const char *set_default;	/* NULL to leave */
 	bool drop_default;
+	/*
+	 * EXEC_SQL: the statements create triggers on this table (unquoted),
+	 * named in triggers (quoted, as the statements spell them): once they
+	 * have run, writes fire them and are rolled back (exec/exercise.c),
+	 * and a failing one fails the job.  NULL: nothing to fire.
+	 */
+	const char *exercise_table;
+	char *const *triggers;
+	size_t n_triggers;
 };
 
 struct exec_opts {
@@ -127,6 +136,25 @@ struct exec_result {
 };
 
 void exec_opts_init(struct exec_opts *o);
+
+/*
+ * Firing a job's triggers (exec/exercise.c): prepare reads the table's
+ * columns, outside the job's transaction; run writes and rolls back,
+ * inside a transaction (under a savepoint of its own).
+ */
+struct exec_exercise {
+	bool active;			/* false: nothing to write (no table, or MariaDB
+					   not InnoDB, whose writes cannot be rolled back) */
+	char **cols;			/* quoted column names a write may name */
+	bool *updatable;		/* per column: an UPDATE may set it */
+	size_t n_cols;
+};
+
+int exec_exercise_prepare(struct db_conn *conn, const struct exec_job *job,
+			  struct exec_exercise *ex, struct dbphase_error *err);
+int exec_exercise_run(struct db_conn *conn, const struct exec_job *job,
+		      const struct exec_exercise *ex, struct dbphase_error *err);
+void exec_exercise_release(struct exec_exercise *ex);
 
 /* Run one job to completion (or until stopped).  Returns 0 or DBPHASE_E*. */
 int exec_job_run(struct db_conn *conn, const struct exec_job *job,

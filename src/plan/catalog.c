@@ -76,6 +76,7 @@ catalog_op_release(struct catalog_op *op)
 			free(s->when[j]);
 		free(s->when);
 		free(s->reason);
+		free(s->ex_table);
 		free(s->bf_table);
 		free(s->bf_set);
 		free(s->bf_where);
@@ -263,7 +264,7 @@ load_steps(const struct ydoc *doc, const struct ynode *node, struct catalog_op *
 	   struct dbphase_error *err)
 {
 	static const char *const keys[] = { "phase", "when", "reason", "sql", "backfill",
-					    "rebuild", "atomic", "undo", NULL };
+					    "rebuild", "atomic", "undo", "exercise", NULL };
 	static const char *const bf_keys[] = { "table", "set", "where", NULL };
 	static const char *const rb_keys[] = { "table", "column", "not_null", "default",
 					       "drop_default", "undo_default", NULL };
@@ -352,6 +353,11 @@ load_steps(const struct ydoc *doc, const struct ynode *node, struct catalog_op *
 			s->action = STEP_SQL;
 			if ((rc = load_step_sql(doc, v, s->sql, s->n_sql, s->has_sql, err)) < 0)
 				return rc;
+			if ((v = ynode_get(st, "exercise"))) {
+				if ((rc = ynode_str(doc, v, "'exercise'", &text, err)) < 0)
+					return rc;
+				s->ex_table = xstrdup(text);
+			}
 			if ((v = ynode_get(st, "undo"))) {
 				if (s->phase != PHASE_EXPAND)
 					return ydoc_errorf(doc, v, err, "'undo' is for expand steps: "
@@ -360,6 +366,9 @@ load_steps(const struct ydoc *doc, const struct ynode *node, struct catalog_op *
 							err)) < 0)
 					return rc;
 			}
+		} else if (ynode_get(st, "exercise")) {
+			return ydoc_errorf(doc, ynode_get(st, "exercise"), err,
+					   "'exercise' is for a step of 'sql' that creates triggers");
 		} else if ((v = ynode_get(st, "backfill"))) {
 			const struct ynode *f;
 

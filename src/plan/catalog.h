@@ -33,8 +33,15 @@
  * edit the table's live definition at run time, because a definition
  * computed at plan time would miss columns that other steps add first.
  *
+ * A step of 'sql' that creates triggers names the parameter holding their
+ * table in 'exercise: table': once its statements have run, writes like
+ * the application's fire the triggers and are rolled back, and a trigger
+ * that makes them fail fails the step (and is not kept).
+ *
  * Templates substitute {name} with variables the planner computes for the
  * operation (identifiers are already quoted); {{ and }} stand for braces.
+ * A template's own $dbphase$ quotes a PostgreSQL function body: the
+ * planner makes it a tag that occurs nowhere else in the statement.
  */
 #ifndef DBPHASE_PLAN_CATALOG_H
 #define DBPHASE_PLAN_CATALOG_H
@@ -108,6 +115,8 @@ struct catalog_step {
 	char **undo[DB_BACKEND__COUNT];
 	size_t n_undo[DB_BACKEND__COUNT];
 	bool has_undo[DB_BACKEND__COUNT];
+	/* STEP_SQL: the parameter naming the table of the triggers it creates, or NULL. */
+	char *ex_table;
 	/* STEP_BACKFILL templates. */
 	char *bf_table;
 	char *bf_set;

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/sqllex.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
 #include "drivers/driver.h"
@@ -401,15 +402,37 @@ quoted(const char *name)
 
 /* ---- expressions -------------------------------------------------------- */
 
-/* An expression: one string, or a map of backend (or "all") to string. */
+/*
+ * An expression is put in parentheses and inside statements, so it must be
+ * one expression, read as the backend reads it: no unclosed string or
+ * comment, balanced parentheses, no ';'.
+ */
 static int
-expr_text(struct op_ctx *c, const struct ynode *node, const char *what, const char **out)
+expr_check(struct op_ctx *c, const struct ynode *node, const char *what)
+{
+	const char *why;
+	struct sqllex_token at;
+
+	if (sqllex_expr_scan(c->backend, node->scalar, NULL, NULL, &why, &at) == 0)
+		return 0;
+	return op_error(c, node, "%s is not one SQL expression for %s: %s (line %u, column %u "
+			"of the expression)", what, db_backend_name(c->backend), why, at.line,
+			at.column);
+}
+
+/*
+ * An expression: one string, or a map of backend (or "all") to string.
+ * checked: whether it is checked as one expression (expr_check).
+ */
+static int
+expr_text_for(struct op_ctx *c, const struct ynode *node, const char *what, bool checked,
+	      const char **out)
 {
 	const struct ynode *v;
 
 	if (node->kind == YNODE_SCALAR) {
 		*out = node->scalar;
-		return 0;
+		return checked ? expr_check(c, node, what) : 0;
 	}
 	if (node->kind != YNODE_MAP)
 		return op_error(c, node, "%s must be an SQL expression (a string, or a map of backend to string)",
@@ -435,81 +458,132 @@ expr_text(struct op_ctx *c, const struct ynode *node, const char *what, const ch
 		return op_error(c, node, "%s has no expression for %s (add '%s:' or 'all:')",
 				what, db_backend_name(c->backend), db_backend_name(c->backend));
 	*out = v->scalar;
-	return 0;
+	return checked ? expr_check(c, v, what) : 0;
+}
+
+static int
+expr_text(struct op_ctx *c, const struct ynode *node, const char *what, const char **out)
+{
+	return expr_text_for(c, node, what, true, out);
+}
+
+/* The columns of t whose names occur in an expression, in any role. */
+struct expr_names {
+	const struct model_table *t;
+	bool *seen;
+};
+
+static void
+expr_names_add(void *arg, const struct sqllex *lx, const struct sqllex_token *tok,
+	       enum sqllex_role role)
+{
+	struct expr_names *en = arg;
+	char *name = sqllex_ident(lx, tok);
+	size_t i;
+
+	for (i = 0; i < en->t->n_columns; i++)
+		if (strcasecmp(en->t->columns[i].name, name) == 0)
+			en->seen[i] = true;
+	free(name);
 }
 
 /*
- * Copy expr to out with every bare reference to a column of t written as
- * prefix."column" (NEW."email"), for trigger bodies that must read the row
- * being written.  String literals, function names (followed by '('), and
- * qualified names (after '.') are left alone.  When deps is not NULL, the
- * quoted names of the columns read are appended to it, comma-separated.
+ * An expression that a trigger evaluates against the row being written,
+ * exactly as the author wrote it: nothing in its text is rewritten, so a
+ * type, keyword or function spelt like a column (CAST(x AS date) beside a
+ * column "date") keeps its meaning.  The row becomes a one-row table whose
+ * columns have the row's names, and the expression is read from it:
+ *   PostgreSQL       (SELECT expr FROM (SELECT NEW.*) AS dbp_row)
+ *   MariaDB, SQLite  (SELECT expr FROM (SELECT NEW.`a` AS `a`, ...) AS dbp_row)
+ * MariaDB and SQLite have no NEW.*: the columns listed are those whose
+ * names occur anywhere in the expression (a superset of what it reads;
+ * none, and the expression reads no column).  Names resolve as in the
+ * statements the batches run (UPDATE t SET c = expr), in subqueries too.
+ * A line comment at the end of the expression would swallow the rest,
+ * hence a new line after it.
  */
 static void
-expr_qualify(enum db_backend b, const char *expr, const struct model_table *t,
-	     const char *prefix, struct strbuf *out, struct strbuf *deps)
+expr_on_row(enum db_backend b, const char *expr, const struct model_table *t, const char *row,
+	    struct strbuf *out)
 {
-	const char *p = expr;
+	const char *nl = sqllex_has_line_comment(b, expr) ? "\n" : "";
+	struct expr_names en = { t, xcalloc(t->n_columns + 1, sizeof(bool)) };
+	const char *why;
+	size_t i, n = 0;
 
-	while (*p) {
-		if (*p == '\'') {
-			const char *q = p + 1;
-
-			while (*q && !(*q == '\'' && q[1] != '\''))
-				q += (*q == '\'' && q[1] == '\'') ? 2 : 1;
-			if (*q)
-				q++;
-			strbuf_add(out, p, (size_t)(q - p));
-			p = q;
-		} else if (isalpha((unsigned char)*p) || *p == '_' || *p == '"' || *p == '`') {
-			const char *start = p, *after;
-			char *name;
-			bool quoted = (*p == '"' || *p == '`');
-			const char *prev = out->len ? out->buf + out->len - 1 : NULL;
-			size_t i;
-			bool is_col = false;
-
-			if (quoted) {
-				char qc = *p++;
-
-				while (*p && *p != qc)
-					p++;
-				name = xstrndup(start + 1, (size_t)(p - start - 1));
-				if (*p)
-					p++;
-			} else {
-				while (isalnum((unsigned char)*p) || *p == '_' || *p == '$')
-					p++;
-				name = xstrndup(start, (size_t)(p - start));
-			}
-			after = p;
-			while (*after == ' ' || *after == '\t' || *after == '\n')
-				after++;
-			while (prev && prev > out->buf && (*prev == ' ' || *prev == '\t'))
-				prev--;
-			for (i = 0; i < t->n_columns; i++)
-				if (quoted ? strcmp(t->columns[i].name, name) == 0
-					   : strcasecmp(t->columns[i].name, name) == 0)
-					is_col = true;
-			if (is_col && *after != '(' && !(prev && *prev == '.')) {
-				char *q;
-
-				for (i = 0; i < t->n_columns; i++)
-					if (strcasecmp(t->columns[i].name, name) == 0)
-						break;
-				q = quote_ident(b, quoted ? name : t->columns[i].name);
-				strbuf_addf(out, "%s.%s", prefix, q);
-				if (deps && !strstr(deps->buf, q))
-					strbuf_addf(deps, "%s%s", deps->len ? ", " : "", q);
-				free(q);
-			} else {
-				strbuf_add(out, start, (size_t)(p - start));
-			}
-			free(name);
-		} else {
-			strbuf_addch(out, *p++);
-		}
+	if (b == DB_BACKEND_POSTGRESQL) {
+		strbuf_addf(out, "(SELECT %s%s FROM (SELECT %s.*) AS ", expr, nl, row);
+		db_quote_ident(b, out, "dbp_row");
+		strbuf_addch(out, ')');
+		free(en.seen);
+		return;
 	}
+	sqllex_expr_scan(b, expr, expr_names_add, &en, &why, NULL);
+	for (i = 0; i < t->n_columns; i++)
+		n += en.seen[i];
+	if (n == 0) {
+		strbuf_addf(out, "(%s%s)", expr, nl);
+		free(en.seen);
+		return;
+	}
+	strbuf_addf(out, "(SELECT %s%s FROM (SELECT ", expr, nl);
+	for (i = 0, n = 0; i < t->n_columns; i++) {
+		char *q;
+
+		if (!en.seen[i])
+			continue;
+		q = quote_ident(b, t->columns[i].name);
+		strbuf_addf(out, "%s%s.%s AS %s", n++ ? ", " : "", row, q, q);
+		free(q);
+	}
+	strbuf_addstr(out, ") AS ");
+	db_quote_ident(b, out, "dbp_row");
+	strbuf_addch(out, ')');
+	free(en.seen);
+}
+
+struct expr_deps {
+	enum db_backend backend;
+	const struct model_table *t;
+	struct strbuf *deps;
+};
+
+static void
+expr_deps_name(void *arg, const struct sqllex *lx, const struct sqllex_token *tok,
+	       enum sqllex_role role)
+{
+	struct expr_deps *d = arg;
+	char *name, *q;
+	size_t i;
+
+	if (role != SQLLEX_ROLE_NAME)
+		return;
+	name = sqllex_ident(lx, tok);
+	for (i = 0; i < d->t->n_columns; i++)
+		if (tok->kind == SQLLEX_QUOTED ? strcmp(d->t->columns[i].name, name) == 0
+					       : strcasecmp(d->t->columns[i].name, name) == 0)
+			break;
+	if (i < d->t->n_columns) {
+		q = quote_ident(d->backend, d->t->columns[i].name);
+		if (!strstr(d->deps->buf, q))
+			strbuf_addf(d->deps, "%s%s", d->deps->len ? ", " : "", q);
+		free(q);
+	}
+	free(name);
+}
+
+/*
+ * Append to deps (comma-separated, quoted) the columns of t that expr
+ * reads: its names in a column's place, never a type, keyword, function
+ * or alias spelt like one (sqllex_expr_scan).
+ */
+static void
+expr_deps(enum db_backend b, const char *expr, const struct model_table *t, struct strbuf *deps)
+{
+	struct expr_deps d = { b, t, deps };
+	const char *why;
+
+	sqllex_expr_scan(b, expr, expr_deps_name, &d, &why, NULL);
 }
 
 /* ---- column definitions ------------------------------------------------- */
@@ -544,7 +618,8 @@ column_default(struct op_ctx *c, const struct ynode *node, struct model_column *
 			if (e == NULL || node->n != 1)
 				return op_error(c, node, "a default is a value, or {expr: SQL expression}");
 			c->backend = (enum db_backend)b;
-			rc = expr_text(c, e, "the default", &text);
+			/* Checked for the backend planned for, where it will run. */
+			rc = expr_text_for(c, e, "the default", b == (int)saved, &text);
 			c->backend = saved;
 			if (rc < 0)
 				return rc;
@@ -1746,17 +1821,25 @@ op_change_type(struct op_ctx *c)
 	vars_set(&c->vars, "from_type", sb.buf);
 	/* How the old value becomes the new: 'using', else a cast. */
 	if (using == NULL) {
-		strbuf_reset(&sb);
-		if (c->backend == DB_BACKEND_MYSQL) {
-			strbuf_addstr(&sb, qcol);	/* assignment converts */
-		} else {
-			strbuf_addf(&sb, "CAST(%s AS ", qcol);
-			type_render(to, c->backend, &sb, &expected);
-			strbuf_addch(&sb, ')');
+		/* dbphase's own text, written for the table and for the row. */
+		for (int pass = 0; pass < 2; pass++) {
+			const char *row = pass ? "NEW." : "";
+
+			strbuf_reset(&sb);
+			if (c->backend == DB_BACKEND_MYSQL) {
+				strbuf_addf(&sb, "%s%s", row, qcol);	/* assignment converts */
+			} else {
+				strbuf_addf(&sb, "CAST(%s%s AS ", row, qcol);
+				type_render(to, c->backend, &sb, &expected);
+				strbuf_addch(&sb, ')');
+			}
+			vars_set(&c->vars, pass ? "convert_new" : "convert", sb.buf);
 		}
-		vars_set(&c->vars, "convert", sb.buf);
 	} else {
 		vars_set(&c->vars, "convert", vars_find(&c->vars, "using")->values[0]);
+		strbuf_reset(&sb);
+		expr_on_row(c->backend, vars_find(&c->vars, "convert")->values[0], t, "NEW", &sb);
+		vars_set(&c->vars, "convert_new", sb.buf);
 	}
 	{
 		char *what = using ? xasprintf("%s converted by '%s'", name,
@@ -1767,9 +1850,6 @@ op_change_type(struct op_ctx *c)
 			  name, what);
 		free(what);
 	}
-	strbuf_reset(&sb);
-	expr_qualify(c->backend, vars_find(&c->vars, "convert")->values[0], t, "NEW", &sb, NULL);
-	vars_set(&c->vars, "convert_new", sb.buf);
 	{
 		struct model_column shadow_col;
 		char *def;
@@ -2077,7 +2157,7 @@ op_add_check(struct op_ctx *c)
 
 	if ((rc = constraint_name_free(c, t, name)) < 0)
 		return rc;
-	expr_qualify(c->backend, vars_find(&c->vars, "check")->values[0], t, "NEW", &sb, NULL);
+	expr_on_row(c->backend, vars_find(&c->vars, "check")->values[0], t, "NEW", &sb);
 	vars_set(&c->vars, "check_new", sb.buf);
 	strbuf_release(&sb);
 	set_emulation_names(c, t->name, name, NULL);
@@ -2306,7 +2386,8 @@ assign_sql_build(struct op_ctx *c, const struct model_table *t, const struct yno
 
 		if ((rc = expr_text(c, map->items[i], "the value", &e)) == 0) {
 			strbuf_reset(&expr);
-			expr_qualify(c->backend, e, t, "NEW", &expr, &a->deps);
+			expr_on_row(c->backend, e, t, "NEW", &expr);
+			expr_deps(c->backend, e, t, &a->deps);
 			if (c->backend == DB_BACKEND_POSTGRESQL)
 				strbuf_addf(&a->assign, "%s := %s; ", nq, expr.buf);
 			else
@@ -2666,6 +2747,53 @@ static const struct {
 /* ---- rendering ---------------------------------------------------------- */
 
 /*
+ * A template's own $dbphase$ quotes a PostgreSQL function body.  The body
+ * holds names from the migration, which may contain that very text, so
+ * once the statement is rendered the tag becomes one that occurs nowhere
+ * else in it: $dbphase$, else $dbphase_1$, $dbphase_2$...
+ */
+#define DOLLAR_TAG "$dbphase$"
+
+static size_t
+count_occurrences(const char *text, const char *what)
+{
+	size_t n = 0;
+
+	for (const char *p = strstr(text, what); p; p = strstr(p + 1, what))
+		n++;
+	return n;
+}
+
+/* Replace the DOLLAR_TAG at each of the n offsets of out by a tag found nowhere else. */
+static void
+dollar_tags_choose(struct strbuf *out, const size_t *at, size_t n)
+{
+	struct strbuf cand = STRBUF_INIT;
+	char *tag = xstrdup(DOLLAR_TAG);
+	unsigned k = 0;
+
+	for (;;) {
+		size_t i, from = 0;
+
+		strbuf_reset(&cand);
+		for (i = 0; i < n; i++) {
+			strbuf_add(&cand, out->buf + from, at[i] - from);
+			strbuf_addstr(&cand, tag);
+			from = at[i] + strlen(DOLLAR_TAG);
+		}
+		strbuf_addstr(&cand, out->buf + from);
+		if (count_occurrences(cand.buf, tag) == n)
+			break;
+		free(tag);
+		tag = xasprintf("$dbphase_%u$", ++k);
+	}
+	strbuf_reset(out);
+	strbuf_add(out, cand.buf, cand.len);
+	strbuf_release(&cand);
+	free(tag);
+}
+
+/*
  * Render one template element-wise: *count gets how many statements the
  * lists in it make (1 without lists).  Returns the rendered text of element
  * idx, or NULL with err set when a variable is unknown.
@@ -2676,9 +2804,15 @@ render(struct op_ctx *c, const char *tpl, size_t idx, size_t *count, int line)
 	struct strbuf out = STRBUF_INIT;
 	const char *p = tpl;
 	size_t n_list = (size_t)-1;
+	size_t *tags = NULL, n_tags = 0, tags_alloc = 0;
 
 	while (*p) {
-		if (p[0] == '{' && p[1] == '{') {
+		if (strncmp(p, DOLLAR_TAG, strlen(DOLLAR_TAG)) == 0) {
+			XGROW(tags, n_tags, tags_alloc);
+			tags[n_tags++] = out.len;
+			strbuf_addstr(&out, DOLLAR_TAG);
+			p += strlen(DOLLAR_TAG);
+		} else if (p[0] == '{' && p[1] == '{') {
 			strbuf_addch(&out, '{');
 			p += 2;
 		} else if (p[0] == '}' && p[1] == '}') {
@@ -2693,6 +2827,7 @@ render(struct op_ctx *c, const char *tpl, size_t idx, size_t *count, int line)
 				err_setf(c->err, DBPHASE_EBADINPUT, "%s:%d: unclosed '{' in template",
 					 c->cop->source, line);
 				strbuf_release(&out);
+				free(tags);
 				return NULL;
 			}
 			name = xstrndup(p + 1, (size_t)(end - p - 1));
@@ -2703,6 +2838,7 @@ render(struct op_ctx *c, const char *tpl, size_t idx, size_t *count, int line)
 					 c->cop->source, line, name, c->cop->name);
 				free(name);
 				strbuf_release(&out);
+				free(tags);
 				return NULL;
 			}
 			free(name);
@@ -2712,6 +2848,7 @@ render(struct op_ctx *c, const char *tpl, size_t idx, size_t *count, int line)
 						 "%s:%d: lists of different lengths in one template",
 						 c->cop->source, line);
 					strbuf_release(&out);
+					free(tags);
 					return NULL;
 				}
 				n_list = v->n;
@@ -2726,6 +2863,9 @@ render(struct op_ctx *c, const char *tpl, size_t idx, size_t *count, int line)
 		}
 	}
 	*count = n_list == (size_t)-1 ? 1 : n_list;
+	if (n_tags > 0)
+		dollar_tags_choose(&out, tags, n_tags);
+	free(tags);
 	return strbuf_detach(&out);
 }
 
@@ -2756,6 +2896,79 @@ render_list(struct op_ctx *c, char *const *tpls, size_t n_tpls, int line, char *
 		free(text);
 	}
 	return 0;
+}
+
+/*
+ * The name of the trigger a statement creates (as it spells it: quoted),
+ * or NULL: CREATE [OR REPLACE] [DEFINER = ...] TRIGGER [IF NOT EXISTS] name.
+ * Caller frees.
+ */
+static char *
+created_trigger(enum db_backend b, const char *sql)
+{
+	struct sqllex lx;
+	struct sqllex_token t, first;
+	int guard;
+
+	sqllex_init(&lx, b, sql);
+	if (sqllex_next_significant(&lx, &t) != SQLLEX_WORD || !sqllex_is_word(&lx, &t, "CREATE"))
+		return NULL;
+	for (guard = 0; guard < 16; guard++) {
+		enum sqllex_kind k = sqllex_next_significant(&lx, &t);
+
+		if (k == SQLLEX_END || k == SQLLEX_ERROR || sqllex_is(&lx, &t, "(") ||
+		    sqllex_is_word(&lx, &t, "ON") || sqllex_is_word(&lx, &t, "AS"))
+			return NULL;
+		if (sqllex_is_word(&lx, &t, "TRIGGER"))
+			break;
+	}
+	if (guard == 16)
+		return NULL;
+	sqllex_next_significant(&lx, &first);
+	if (sqllex_is_word(&lx, &first, "IF")) {
+		sqllex_next_significant(&lx, &t);	/* NOT */
+		sqllex_next_significant(&lx, &t);	/* EXISTS */
+		sqllex_next_significant(&lx, &first);
+	}
+	if (first.kind != SQLLEX_WORD && first.kind != SQLLEX_QUOTED)
+		return NULL;
+	/* A qualified name: schema.name. */
+	t = first;
+	for (;;) {
+		struct sqllex_token dot, next;
+
+		if (sqllex_next_significant(&lx, &dot) != SQLLEX_PUNCT || !sqllex_is(&lx, &dot, "."))
+			break;
+		sqllex_next_significant(&lx, &next);
+		if (next.kind != SQLLEX_WORD && next.kind != SQLLEX_QUOTED)
+			break;
+		t = next;
+	}
+	return xstrndup(sql + first.pos, t.pos + t.len - first.pos);
+}
+
+/*
+ * A step the catalog marks 'exercise': the table its triggers are on, and
+ * the triggers its statements create.  None created: nothing to fire.
+ */
+static void
+step_exercise(struct op_ctx *c, const struct catalog_step *cs, struct plan_step *st)
+{
+	const char *table = cs->ex_table ? arg_string(c, cs->ex_table) : NULL;
+	size_t i;
+
+	if (table == NULL)
+		return;
+	for (i = 0; i < st->n_sql; i++) {
+		char *name = created_trigger(c->backend, st->sql[i]);
+
+		if (name == NULL)
+			continue;
+		st->triggers = xrealloc(st->triggers, (st->n_triggers + 1) * sizeof(char *));
+		st->triggers[st->n_triggers++] = name;
+	}
+	if (st->n_triggers > 0)
+		st->exercise_table = xstrdup(table);
 }
 
 static bool
@@ -2793,6 +3006,10 @@ plan_step_release(struct plan_step *s)
 		free(s->undo_sql[i]);
 	free(s->undo_sql);
 	free(s->undo_default);
+	free(s->exercise_table);
+	for (i = 0; i < s->n_triggers; i++)
+		free(s->triggers[i]);
+	free(s->triggers);
 	for (i = 0; i < s->n_keys; i++)
 		free(s->keys[i]);
 	free(s->keys);
@@ -2847,6 +3064,7 @@ emit_steps(struct op_ctx *c, struct step_list buckets[PHASE__COUNT], unsigned ma
 				goto next;
 			if (st.n_sql == 0)
 				goto next;	/* an empty list: nothing to run */
+			step_exercise(c, cs, &st);
 			if (cs->has_undo[c->backend]) {
 				st.has_undo = true;
 				if ((rc = render_list(c, cs->undo[c->backend], cs->n_undo[c->backend],

@@ -38,6 +38,14 @@ struct plan_step {
 	/* STEP_SQL */
 	char **sql;		/* statements, each run on its own; owned */
 	size_t n_sql;
+	/*
+	 * The statements create triggers (named as they spell them) on
+	 * exercise_table (unquoted), which the step fires with rolled-back
+	 * writes before it counts as done; NULL if none.  Owned.
+	 */
+	char *exercise_table;
+	char **triggers;
+	size_t n_triggers;
 	/* STEP_BACKFILL and STEP_REBUILD */
 	char *table;		/* table name, unquoted; owned */
 	char *set_sql;		/* "col = expr, ..." rendered; owned */

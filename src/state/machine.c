@@ -238,6 +238,9 @@ job_from_step(const struct plan_step *s, struct step_ctx *sc, struct exec_job *j
 	job->set_not_null = s->set_not_null;
 	job->set_default = s->set_default;
 	job->drop_default = s->drop_default;
+	job->exercise_table = s->exercise_table;
+	job->triggers = s->triggers;
+	job->n_triggers = s->n_triggers;
 	switch (s->action) {
 	case STEP_SQL:
 		job->kind = EXEC_SQL;

@@ -282,12 +282,14 @@ Test(plan, add_column_not_null_is_split_over_the_phases)
 	expect_step(&plan, 2, PHASE_EXPAND, 2, "backfill", true,
 		    "CREATE OR REPLACE FUNCTION \"dbp_v002_02_items_fill_fn\"() RETURNS trigger "
 		    "LANGUAGE plpgsql AS $dbphase$\n"
+		    "#variable_conflict use_column\n"
 		    "BEGIN\n"
 		    "  IF TG_OP = 'INSERT' THEN\n"
-		    "    IF NEW.\"code\" IS NULL THEN NEW.\"code\" := upper(NEW.\"name\"); \n"
+		    "    IF NEW.\"code\" IS NULL THEN NEW.\"code\" := "
+		    "(SELECT upper(name) FROM (SELECT NEW.*) AS \"dbp_row\"); \n"
 		    "    END IF;\n"
 		    "  ELSIF (NEW.\"code\" IS NOT DISTINCT FROM (OLD.\"code\")) THEN "
-		    "NEW.\"code\" := upper(NEW.\"name\"); \n"
+		    "NEW.\"code\" := (SELECT upper(name) FROM (SELECT NEW.*) AS \"dbp_row\"); \n"
 		    "  END IF;\n"
 		    "  RETURN NEW;\n"
 		    "END $dbphase$\n;\n"
@@ -314,10 +316,13 @@ Test(plan, add_column_not_null_is_split_over_the_phases)
 	expect_step(&plan, 2, PHASE_EXPAND, 2, "backfill", true,
 		    "DROP TRIGGER IF EXISTS `dbp_v002_02_items_fill_i`;\n"
 		    "CREATE TRIGGER `dbp_v002_02_items_fill_i` BEFORE INSERT ON `items` FOR EACH ROW "
-		    "BEGIN IF NEW.`code` IS NULL THEN SET NEW.`code` = upper(NEW.`name`); END IF; END;\n"
+		    "BEGIN IF NEW.`code` IS NULL THEN SET NEW.`code` = (SELECT upper(name) FROM "
+		    "(SELECT NEW.`name` AS `name`) AS `dbp_row`); "
+		    "END IF; END;\n"
 		    "DROP TRIGGER IF EXISTS `dbp_v002_02_items_fill_u`;\n"
 		    "CREATE TRIGGER `dbp_v002_02_items_fill_u` BEFORE UPDATE ON `items` FOR EACH ROW "
-		    "BEGIN IF (NEW.`code` <=> (OLD.`code`)) THEN SET NEW.`code` = upper(NEW.`name`); "
+		    "BEGIN IF (NEW.`code` <=> (OLD.`code`)) THEN SET NEW.`code` = (SELECT upper(name) FROM "
+		    "(SELECT NEW.`name` AS `name`) AS `dbp_row`); "
 		    "END IF; END;\n");
 	expect_step(&plan, 2, PHASE_MIGRATE, 1, "backfill", true,
 		    "batches on items by id (integer): SET `code` = upper(name) WHERE 1 = 1\n");
@@ -544,6 +549,7 @@ Test(plan, change_type_shadow_column_per_backend)
 	expect_step(&plan, 2, PHASE_EXPAND, 2, "change_type", true,
 		    "CREATE OR REPLACE FUNCTION \"dbp_v002_01_items_cast_fn\"() RETURNS trigger "
 		    "LANGUAGE plpgsql AS $dbphase$\n"
+		    "#variable_conflict use_column\n"
 		    "BEGIN\n"
 		    "  NEW.\"dbp_v002_01_n_new\" := CAST(NEW.\"n\" AS bigint);\n"
 		    "  RETURN NEW;\n"
@@ -1769,5 +1775,92 @@ Test(plan, derived_columns_get_a_verify_check_per_backend)
 		cr_assert_eq(plan.checks[2].kind, CHECK_DERIVED);
 		cr_assert_str_eq(plan.checks[2].source, "lower(email)");
 		plan_release(&plan);
+	}
+}
+
+/* ---- trigger expressions (issue 10) -------------------------------------- */
+
+/*
+ * A column named like a type: the expression reaches the trigger as
+ * written, read from the row, and SQLite's update trigger fires on the
+ * columns it reads, never on a type.
+ */
+Test(plan, trigger_expression_is_not_rewritten)
+{
+	const struct plan_step *s;
+	struct plan plan;
+
+	write_versions("operations:\n"
+		       "  - create_table:\n"
+		       "      name: ev\n"
+		       "      columns:\n"
+		       "        - {name: id, type: integer, primary_key: true}\n"
+		       "        - {name: at, type: timestamp}\n"
+		       "        - {name: date, type: date}\n"
+		       "        - {name: text, type: text}\n",
+		       "operations:\n"
+		       "  - add_column: {table: ev, column: {name: d, type: text}}\n"
+		       "  - backfill: {table: ev, set: {d: \"CAST(CAST(at AS date) AS text) || text\"}}\n");
+	build_ok(DB_BACKEND_POSTGRESQL, &plan);
+	s = step_at(&plan, 2, PHASE_EXPAND, 2);
+	cr_assert(strstr(s->sql[0], "NEW.\"d\" := (SELECT CAST(CAST(at AS date) AS text) || text "
+			 "FROM (SELECT NEW.*) AS \"dbp_row\");"), "%s", s->sql[0]);
+	cr_assert_str_eq(s->exercise_table, "ev");
+	cr_assert_eq(s->n_triggers, 1);
+	cr_assert_str_eq(s->triggers[0], "\"dbp_v002_02_ev_fill_i\"");
+	plan_release(&plan);
+	build_ok(DB_BACKEND_MYSQL, &plan);
+	s = step_at(&plan, 2, PHASE_EXPAND, 2);
+	cr_assert(strstr(s->sql[1], "SET NEW.`d` = (SELECT CAST(CAST(at AS date) AS text) || text "
+			 "FROM (SELECT NEW.`at` AS `at`, NEW.`date` AS `date`, NEW.`text` AS `text`) "
+			 "AS `dbp_row`);"), "%s", s->sql[1]);
+	cr_assert_eq(s->n_triggers, 2);
+	cr_assert_str_eq(s->triggers[1], "`dbp_v002_02_ev_fill_u`");
+	plan_release(&plan);
+	build_ok(DB_BACKEND_SQLITE, &plan);
+	s = step_at(&plan, 2, PHASE_EXPAND, 3);
+	cr_assert(strstr(s->sql[1], "AFTER UPDATE OF \"at\", \"text\" ON \"ev\""), "%s", s->sql[1]);
+	plan_release(&plan);
+	/* Steps that create no trigger are not fired. */
+	build_ok(DB_BACKEND_POSTGRESQL, &plan);
+	s = step_at(&plan, 2, PHASE_EXPAND, 1);
+	cr_assert_null(s->exercise_table);
+	plan_release(&plan);
+}
+
+/* A name holding $dbphase$ gets another quote tag for the function body. */
+Test(plan, dollar_quote_tag_not_in_the_body)
+{
+	const struct plan_step *s;
+	struct plan plan;
+
+	write_versions(golden_v1,
+		       "operations:\n"
+		       "  - rename_column: {table: items, from: n, to: \"n$dbphase$\"}\n");
+	build_ok(DB_BACKEND_POSTGRESQL, &plan);
+	s = step_at(&plan, 2, PHASE_EXPAND, 2);
+	cr_assert(strstr(s->sql[0], "LANGUAGE plpgsql AS $dbphase_1$\n"), "%s", s->sql[0]);
+	cr_assert(strstr(s->sql[0], "NEW.\"n$dbphase$\""), "%s", s->sql[0]);
+	cr_assert(strstr(s->sql[0], "END $dbphase_1$\n"), "%s", s->sql[0]);
+	plan_release(&plan);
+}
+
+Test(plan, expression_must_be_one_expression)
+{
+	write_versions(golden_v1,
+		       "operations:\n"
+		       "  - backfill: {table: items, set: {n: \"n + 1; DROP TABLE items\"}}\n");
+	for (int b = 0; b < DB_BACKEND__COUNT; b++) {
+		struct dbphase_error err = DBPHASE_ERROR_INIT;
+		struct plan plan;
+		char *want = xasprintf("%s/versions/002_new.yaml:2:39: backfill: the value is not "
+				       "one SQL expression for %s: a ';' ends the statement inside "
+				       "the expression (line 1, column 6 of the expression)", dir,
+				       bname((enum db_backend)b));
+
+		cr_assert_eq(build((enum db_backend)b, &plan, &err), DBPHASE_EBADINPUT);
+		cr_assert_str_eq(err.message, want);
+		free(want);
+		err_release(&err);
 	}
 }
