@@ -7,7 +7,8 @@
  * nova.conf) works unchanged:
  *   [database] connection = URL
  *   [dbphase]  repository, jobs, batch_size, max_batch_size, batch_time_ms,
- *              max_rate, lock_timeout_ms, lock_wait_s, node_ttl_s
+ *              max_rate, lock_timeout_ms, lock_wait_s, reconnect_wait_s,
+ *              node_ttl_s
  * Parsing uses inih.  The database URL itself is chosen by the CLI:
  * --database, then $DBPHASE_DATABASE, then [database] connection, then the
  * SQLite file ./dbphase.sqlite.
@@ -30,6 +31,7 @@ struct dbphase_config {
 	int max_rate;		/* rows per second, 0 = unlimited (0) */
 	int lock_timeout_ms;	/* per DDL statement (2000) */
 	int lock_wait_s;	/* wait for the cluster lock (300) */
+	int reconnect_wait_s;	/* reconnect after a lost connection this long (60) */
 	int node_ttl_s;		/* a node is live this long after a heartbeat (300) */
 };
 

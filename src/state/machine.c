@@ -22,6 +22,7 @@ machine_opts_init(struct machine_opts *o)
 	memset(o, 0, sizeof(*o));
 	exec_opts_init(&o->exec);
 	o->lock_wait_s = 300;
+	o->reconnect_wait_s = 60;
 	o->node_ttl_s = 300;
 	o->command = "db_sync";
 }
@@ -164,6 +165,15 @@ hook_checkpoint_sql(void *arg, const struct exec_job *job, enum db_backend backe
 	*n_extra = 2;
 }
 
+static void
+hook_fence_sql(void *arg, const struct exec_job *job, enum db_backend backend,
+	       struct strbuf *sql, const char **extra, size_t *n_extra)
+{
+	struct step_ctx *sc = job->data;
+
+	state_fence_sql(sc->st, sql, extra, n_extra);
+}
+
 static int
 hook_chunk_reload(void *arg, struct db_conn *conn, const struct exec_job *job, int chunk,
 		  struct exec_chunk *out, struct dbphase_error *err)
@@ -204,6 +214,7 @@ static const struct exec_hooks machine_hooks = {
 	.chunks_load = hook_chunks_load,
 	.chunks_save = hook_chunks_save,
 	.checkpoint_sql = hook_checkpoint_sql,
+	.fence_sql = hook_fence_sql,
 	.chunk_reload = hook_chunk_reload,
 	.job_done = hook_job_done,
 	.progress = hook_progress,
@@ -214,6 +225,8 @@ job_from_step(const struct plan_step *s, struct step_ctx *sc, struct exec_job *j
 {
 	memset(job, 0, sizeof(*job));
 	job->id = sc->id;
+	job->op_where = s->op_where;
+	job->source = s->source;
 	job->data = sc;
 	job->atomic = s->atomic;
 	job->sql = s->sql;
@@ -578,9 +591,124 @@ open_transition(struct state *st, const struct repo *repo, struct state_versions
 {
 	int rc;
 
-	if ((rc = state_ensure_tables(st, err)) < 0 || (rc = state_read(st, v, err)) < 0)
+	if ((rc = state_ensure_tables(st, err)) < 0 || (rc = state_fence_take(st, err)) < 0 ||
+	    (rc = state_read(st, v, err)) < 0)
 		return rc;
 	return machine_verify(st, repo, v, err);
+}
+
+/*
+ * Whether a failed phase lost its connection (a server restart, a
+ * failover, a killed session) rather than met an error that a new run
+ * would meet too: the executor says so (DBPHASE_ECONNECT: a worker could
+ * not connect again, or the lock's holder connection is gone), or the
+ * connection no longer answers.
+ */
+static bool
+connection_lost(struct state *st, const struct dbphase_error *err)
+{
+	if (err->code == DBPHASE_ECONNECT)
+		return true;
+	if (err->code == DBPHASE_ELOCK_TIMEOUT || err->code == DBPHASE_EINTERRUPTED)
+		return false;
+	return !state_alive(st);
+}
+
+static bool
+stop_requested(const struct machine_opts *o)
+{
+	return o->exec.stop && *o->exec.stop;
+}
+
+/* Sleep ms, waking early when a signal asks to stop. */
+static void
+nap(const struct machine_opts *o, double ms)
+{
+	struct timespec ts = { 0, 50 * 1000000L };
+
+	for (; ms > 0 && !stop_requested(o); ms -= 50)
+		nanosleep(&ts, NULL);
+}
+
+/*
+ * After a lost connection: connect again with growing waits until deadline,
+ * take the lock again (waiting as long as lock_wait_s allows: another run
+ * may hold it meanwhile) and open the transition again, which re-reads the
+ * row; the records and checkpoints then say where to resume.
+ */
+static int
+reconnect(struct state *st, const struct repo *repo, struct state_versions *v,
+	  const struct machine_opts *o, double deadline, struct dbphase_error *err)
+{
+	struct machine_event ev = { .kind = MACHINE_WARNING };
+	double wait = 100;
+	int rc, attempt;
+	char *msg;
+
+	msg = xasprintf("lost the connection to the database (%s); reconnecting for up to %d s "
+			"(reconnect_wait_s)", err->message, o->reconnect_wait_s);
+	ev.message = msg;
+	emit(o, &ev);
+	free(msg);
+	for (attempt = 1;; attempt++) {
+		nap(o, wait);
+		if (stop_requested(o))
+			return err_setf(err, DBPHASE_EINTERRUPTED, "stopped by a signal while "
+					"reconnecting");
+		wait = wait * 2 > 5000 ? 5000 : wait * 2;
+		err_release(err);
+		if ((rc = state_reconnect(st, o->url, err)) == 0 &&
+		    (rc = state_lock(st, o->lock_wait_s, err)) == 0 &&
+		    (rc = open_transition(st, repo, v, err)) == 0)
+			break;
+		if (rc == DBPHASE_ELOCK_TIMEOUT || (rc != DBPHASE_ECONNECT && state_alive(st)))
+			return rc;
+		if (now_s() >= deadline)
+			return err_prefixf(err, "gave up reconnecting after %d s (reconnect_wait_s)",
+					   o->reconnect_wait_s);
+	}
+	msg = xasprintf("reconnected after %d attempt%s; resuming from the checkpoints",
+			attempt, attempt == 1 ? "" : "s");
+	ev.message = msg;
+	emit(o, &ev);
+	free(msg);
+	return 0;
+}
+
+/*
+ * run_versions, resumed after each lost connection (machine.h, 5.).  An
+ * outage gets reconnect_wait_s; a connection lost again soon after a
+ * reconnection counts as the same outage, so that one that keeps coming
+ * back cannot make the run go on for ever.
+ */
+static int
+run_versions_resuming(struct state *st, const struct repo *repo, const struct plan *plan,
+		      enum phase phase, int64_t target, struct state_versions *v,
+		      const struct machine_opts *o, bool *interrupted, struct dbphase_error *err)
+{
+	double deadline = 0, started;
+	int rc;
+
+	for (;;) {
+		started = now_s();
+		rc = run_versions(st, repo, plan, phase, target, v, o, interrupted, err);
+		if (rc >= 0 || o->reconnect_wait_s <= 0 || o->url == NULL ||
+		    stop_requested(o) || !connection_lost(st, err))
+			return rc;
+		if (deadline == 0 || now_s() - started > o->reconnect_wait_s)
+			deadline = now_s() + o->reconnect_wait_s;
+		if ((rc = reconnect(st, repo, v, o, deadline, err)) < 0)
+			return rc;
+		/* Another run may have moved the row meanwhile: the gate again. */
+		if (*phase_field(v, phase) < target) {
+			char *forced = NULL;
+
+			rc = gate(st, phase, target, v, o, &forced, err);
+			free(forced);
+			if (rc < 0)
+				return rc;
+		}
+	}
 }
 
 int
@@ -615,7 +743,7 @@ machine_phase(struct state *st, const struct repo *repo, const struct plan *plan
 	}
 	ev.kind = MACHINE_PHASE_START;
 	emit(o, &ev);
-	rc = run_versions(st, repo, plan, phase, target, &v, o, &interrupted, err);
+	rc = run_versions_resuming(st, repo, plan, phase, target, &v, o, &interrupted, err);
 	ev.seconds = now_s() - started;
 	if (rc == DBPHASE_EINTERRUPTED) {
 		err_release(err);

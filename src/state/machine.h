@@ -25,6 +25,10 @@
  *      (DBPHASE_ECHECKSUM on a mismatch); a version's checksum is recorded
  *      before its first expand step runs.
  *   4. Every transition, successful or not, is written to the history.
+ *   5. A phase whose connection is lost (a server restart, a failover, a
+ *      killed session) reconnects with growing waits for up to
+ *      reconnect_wait_s, takes the lock again and resumes from the
+ *      records and checkpoints, as a new run would.
  *
  * downgrade to V takes back what expand (and migrate) did for the versions
  * in (V, E], newest first, each step by its inverse (state/effect.h), and
@@ -76,6 +80,7 @@ struct machine_opts {
 	struct exec_opts exec;
 	const struct db_url *url;	/* where the migrate phase's workers connect */
 	int lock_wait_s;		/* < 0: forever */
+	int reconnect_wait_s;		/* reconnecting after a lost connection; 0: not at all */
 	int node_ttl_s;
 	bool force;			/* contract despite live old nodes */
 	const char *command;		/* for history ("db_sync --expand") */
