@@ -47,8 +47,9 @@ enum exec_job_kind {
 /* A job borrows every pointer; the caller keeps them alive. */
 struct exec_job {
 	const char *id;			/* "v002.migrate.1", for checkpoints and messages */
-	const char *op_where;		/* "path:line:col" of its operation, for messages; may be NULL */
-	const char *source;		/* "phases/backfill.yaml:10", for messages; may be NULL */
+	/* For messages, may be NULL: "path:line:col" of its operation, its catalog line. */
+	const char *op_where;
+	const char *source;		/* "phases/backfill.yaml:10" */
 	enum exec_job_kind kind;
 	bool atomic;
 	char *const *sql;

@@ -80,7 +80,7 @@ struct machine_opts {
 	struct exec_opts exec;
 	const struct db_url *url;	/* where the migrate phase's workers connect */
 	int lock_wait_s;		/* < 0: forever */
-	int reconnect_wait_s;		/* reconnecting after a lost connection; 0: not at all */
+	int reconnect_wait_s;		/* reconnect after a lost connection; 0: never */
 	int node_ttl_s;
 	bool force;			/* contract despite live old nodes */
 	const char *command;		/* for history ("db_sync --expand") */

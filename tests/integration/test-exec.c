@@ -517,8 +517,8 @@ BACKEND_TEST(exec, lock_holder_lost_mid_migrate_applies_each_row_once)
 	struct fixture f;
 	char *repo_id = xasprintf("fence_%ld_%ld", (long)getpid(), (long)(time(NULL) % 100000));
 	char *yaml = xasprintf("id: %s\n", repo_id);
-	char *dir = test_mkdtemp(), *log_a = xasprintf("%s/a", dir), *log_b = xasprintf("%s/b", dir);
-	char *out_a, *out_b;
+	char *dir = test_mkdtemp(), *log_a = xasprintf("%s/a", dir);
+	char *log_b = xasprintf("%s/b", dir), *out_a, *out_b;
 	pid_t a, b;
 	int code_a, code_b;
 
