@@ -1,7 +1,7 @@
 -- dbphase's own tables on MariaDB/MySQL, in the connection's database.
 -- {version_table} is the repository's version table (repository.yaml
 -- version_table, default dbphase_version).  Times are Unix seconds from the
--- database's clock.  Statements end with ';' at the end of a line.  Format 1.
+-- database's clock.  Statements end with ';' at the end of a line.  Format 2.
 CREATE TABLE IF NOT EXISTS dbphase_meta (
   name varchar(64) PRIMARY KEY,
   value varchar(255) NOT NULL
@@ -58,4 +58,13 @@ CREATE TABLE IF NOT EXISTS dbphase_history (
   result varchar(32) NOT NULL,
   seconds double,
   detail text
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+-- Format 2: one row per repository, rewritten by every new holder of its
+-- cluster lock; migrate's batches check it (state.c, "The lock fence").
+CREATE TABLE IF NOT EXISTS dbphase_locks (
+  repository varchar(255) PRIMARY KEY,
+  generation bigint NOT NULL,
+  holder_session bigint NOT NULL,
+  holder varchar(255) NOT NULL,
+  taken_at bigint NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

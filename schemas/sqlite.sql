@@ -1,7 +1,7 @@
 -- dbphase's own tables on SQLite.  {version_table} is the repository's version
 -- table (repository.yaml version_table, default dbphase_version).  Times are
 -- Unix seconds from the database's clock.  Statements end with ';' at the end
--- of a line.  Format 1.
+-- of a line.  Format 2.
 CREATE TABLE IF NOT EXISTS dbphase_meta (
   name TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -58,4 +58,13 @@ CREATE TABLE IF NOT EXISTS dbphase_history (
   result TEXT NOT NULL,
   seconds REAL,
   detail TEXT
+);
+-- Format 2: one row per repository, rewritten by every new holder of its
+-- cluster lock; migrate's batches check it (state.c, "The lock fence").
+CREATE TABLE IF NOT EXISTS dbphase_locks (
+  repository TEXT PRIMARY KEY,
+  generation INTEGER NOT NULL,
+  holder_session INTEGER NOT NULL,
+  holder TEXT NOT NULL,
+  taken_at INTEGER NOT NULL
 );

@@ -311,6 +311,7 @@ cli_machine_opts(struct cli *cli, struct machine_opts *o, const char *command)
 	o->url = &cli->url;
 	o->exec.stop = &cli->stop;
 	o->lock_wait_s = cli->cfg.lock_wait_s;
+	o->reconnect_wait_s = cli->cfg.reconnect_wait_s;
 	o->node_ttl_s = cli->cfg.node_ttl_s;
 	o->command = command;
 	o->event = cli_print_event;

@@ -114,7 +114,7 @@ static const char global_help[] =
 	"  --extension NAME      work on DIR/extensions/NAME\n"
 	"  --format text|json    output format\n"
 	"  --jobs N, --batch-size N, --max-batch-size N, --batch-time MS, --max-rate N,\n"
-	"  --lock-timeout MS, --lock-wait S, --node-ttl S\n"
+	"  --lock-timeout MS, --lock-wait S, --reconnect-wait S, --node-ttl S\n"
 	"                        override the [dbphase] settings of the same names\n"
 	"  -d, --debug           more detail in errors\n"
 	"  -h, --help            this help; COMMAND --help for a command's\n"
@@ -261,6 +261,7 @@ static const struct {
 	{ "max-rate", "max_rate" },
 	{ "lock-timeout", "lock_timeout_ms" },
 	{ "lock-wait", "lock_wait_s" },
+	{ "reconnect-wait", "reconnect_wait_s" },
 	{ "node-ttl", "node_ttl_s" },
 };
 

@@ -65,6 +65,7 @@
 	INT(max_rate, 0, 0, INT_MAX)                                         \
 	INT(lock_timeout_ms, 2000, 1, 3600000)                               \
 	INT(lock_wait_s, 300, 0, 86400)                                      \
+	INT(reconnect_wait_s, 60, 0, 86400)                                  \
 	INT(node_ttl_s, 300, 1, 2592000)
 
 enum config_type {

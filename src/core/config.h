@@ -8,7 +8,8 @@
  * nova.conf) works unchanged:
  *   [database] connection = URL    (or the deprecated [sql] connection)
  *   [dbphase]  repository, jobs, batch_size, max_batch_size, batch_time_ms,
- *              max_rate, lock_timeout_ms, lock_wait_s, node_ttl_s
+ *              max_rate, lock_timeout_ms, lock_wait_s, reconnect_wait_s,
+ *              node_ttl_s
  * The database URL itself is chosen by the CLI.
  */
 #ifndef DBPHASE_CORE_CONFIG_H
@@ -39,6 +40,7 @@ struct dbphase_config {
 	int max_rate;		/* rows per second, 0 = unlimited (0) */
 	int lock_timeout_ms;	/* per DDL statement (2000) */
 	int lock_wait_s;	/* wait for the cluster lock (300) */
+	int reconnect_wait_s;	/* reconnect after a lost connection this long (60) */
 	int node_ttl_s;		/* a node is live this long after a heartbeat (300) */
 	struct config_entry *entries;	/* every value read, in reading order */
 	size_t n_entries;

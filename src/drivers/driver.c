@@ -285,3 +285,17 @@ db_sql_now_epoch(enum db_backend backend)
 	}
 	return "0";
 }
+
+const char *
+db_sql_session_id(enum db_backend backend)
+{
+	switch (backend) {
+	case DB_BACKEND_POSTGRESQL:
+		return "pg_catalog.pg_backend_pid()";
+	case DB_BACKEND_MYSQL:
+		return "CONNECTION_ID()";
+	case DB_BACKEND_SQLITE:
+		return "0";
+	}
+	return "0";
+}

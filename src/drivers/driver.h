@@ -191,6 +191,14 @@ struct db_driver {
 		    struct dbphase_error *err);
 	int (*unlock)(struct db_conn *conn, const char *name,
 		      struct dbphase_error *err);
+	/*
+	 * Append to out a boolean SQL expression, true while the session
+	 * whose server-side id is the value of the SQL expression session
+	 * (see db_sql_session_id) holds the named lock.  Other sessions
+	 * evaluate it to learn whether the lock's holder still holds it.
+	 * SQLite's lock lives in the process: there it is always true.
+	 */
+	void (*lock_held_sql)(const char *name, const char *session, struct strbuf *out);
 
 	/* Introspection of the connection's current schema/database. */
 	int (*table_exists)(struct db_conn *conn, const char *table, bool *exists,
@@ -273,6 +281,9 @@ int db_estimate_rows(struct db_conn *conn, const char *table, uint64_t *rows,
 
 /* SQL for the database clock as Unix seconds, in the backend's dialect. */
 const char *db_sql_now_epoch(enum db_backend backend);
+
+/* SQL for the server's id of the current session (0 on SQLite). */
+const char *db_sql_session_id(enum db_backend backend);
 
 /* Thin wrappers, so that callers read conn-first. */
 static inline int

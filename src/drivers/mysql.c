@@ -68,6 +68,7 @@ extern const struct db_driver db_mysql_driver;
 #define MDB_ER_QUERY_INTERRUPTED	1317
 #define MDB_ER_NO_SUCH_THREAD		1094
 #define MDB_ER_CONNECTION_KILLED	1927	/* MariaDB */
+#define MDB_ER_SERVER_SHUTDOWN		1053	/* the server is shutting down */
 #define MDB_ER_LOCK_NOWAIT		3572	/* MySQL 8 */
 #define MDB_CR_SERVER_GONE_ERROR	2006
 #define MDB_CR_SERVER_LOST		2013
@@ -170,6 +171,7 @@ mdb_error(struct dbphase_error *err, bool is_mariadb, unsigned code,
 		break;
 	case MDB_ER_LOCK_DEADLOCK:
 	case MDB_ER_CONNECTION_KILLED:
+	case MDB_ER_SERVER_SHUTDOWN:
 	case MDB_CR_SERVER_GONE_ERROR:
 	case MDB_CR_SERVER_LOST:
 	case MDB_CR_SERVER_LOST_EXTENDED:
@@ -1346,6 +1348,20 @@ out:
 	return rc;
 }
 
+/* The name is written in hex, so that no quoting or charset can change it. */
+static void
+mdb_lock_held_sql(const char *name, const char *session, struct strbuf *out)
+{
+	char *key = mdb_lock_name(name);
+	const unsigned char *p;
+
+	strbuf_addstr(out, "IS_USED_LOCK(CONVERT(X'");
+	for (p = (const unsigned char *)key; *p; p++)
+		strbuf_addf(out, "%02X", *p);
+	strbuf_addf(out, "' USING utf8mb4)) <=> (%s)", session);
+	free(key);
+}
+
 static int
 mdb_unlock(struct db_conn *conn, const char *name, struct dbphase_error *err)
 {
@@ -1836,6 +1852,7 @@ const struct db_driver db_mysql_driver = {
 	.set_lock_timeout = mdb_set_lock_timeout,
 	.lock = mdb_lock,
 	.unlock = mdb_unlock,
+	.lock_held_sql = mdb_lock_held_sql,
 	.table_exists = mdb_table_exists,
 	.list_tables = mdb_list_tables,
 	.describe_table = mdb_describe_table,

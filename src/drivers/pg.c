@@ -850,6 +850,21 @@ pg_drv_unlock(struct db_conn *conn, const char *name, struct dbphase_error *err)
 	return 0;
 }
 
+/*
+ * The lock's row in pg_locks: a one-bigint advisory key shows as its high
+ * and low 32 bits in classid and objid, with objsubid 1.
+ */
+static void
+pg_drv_lock_held_sql(const char *name, const char *session, struct strbuf *out)
+{
+	uint64_t key = (uint64_t)pg_lock_key(name);
+
+	strbuf_addf(out, "EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.locktype = "
+		    "'advisory' AND l.granted AND l.objsubid = 1 AND l.classid = "
+		    "'%" PRIu64 "'::pg_catalog.oid AND l.objid = '%" PRIu64 "'::pg_catalog.oid "
+		    "AND l.pid = (%s))", key >> 32, key & UINT64_C(0xffffffff), session);
+}
+
 /* Tables of the current schema: ordinary and partitioned ones. */
 #define PG_SQL_TABLES \
 	"SELECT c.oid, c.relname FROM pg_catalog.pg_class c" \
@@ -1238,6 +1253,7 @@ const struct db_driver db_pg_driver = {
 	.set_lock_timeout = pg_drv_set_lock_timeout,
 	.lock = pg_drv_lock,
 	.unlock = pg_drv_unlock,
+	.lock_held_sql = pg_drv_lock_held_sql,
 	.table_exists = pg_drv_table_exists,
 	.list_tables = pg_drv_list_tables,
 	.describe_table = pg_drv_describe_table,

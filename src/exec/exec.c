@@ -250,6 +250,21 @@ record_job(struct db_conn *conn, const struct exec_job *job,
 	return rc;
 }
 
+/* Skip blanks and -- comments. */
+static const char *
+skip_blanks(const char *sql)
+{
+	for (;;) {
+		while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r')
+			sql++;
+		if (sql[0] != '-' || sql[1] != '-')
+			return sql;
+		sql = strchr(sql, '\n');
+		if (sql == NULL)
+			return "";
+	}
+}
+
 /* Whether sql is a data change (or a read), which commits only with its transaction. */
 static bool
 is_dml(const char *sql)
@@ -258,17 +273,7 @@ is_dml(const char *sql)
 					     "WITH", NULL };
 	const char *const *v;
 
-	for (;;) {
-		while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r')
-			sql++;
-		if (sql[0] == '-' && sql[1] == '-') {
-			sql = strchr(sql, '\n');
-			if (sql == NULL)
-				return false;
-			continue;
-		}
-		break;
-	}
+	sql = skip_blanks(sql);
 	for (v = verbs; *v; v++)
 		if (strncasecmp(sql, *v, strlen(*v)) == 0 &&
 		    !isalnum((unsigned char)sql[strlen(*v)]) && sql[strlen(*v)] != '_')
@@ -346,6 +351,64 @@ exercise_apart(struct db_conn *conn, const struct exec_job *job, const struct ex
 	return rc;
 }
 
+/*
+ * Whether sql only drops something if it exists: "DROP ... IF EXISTS", or
+ * "ALTER TABLE t DROP CONSTRAINT IF EXISTS c" with no other action.
+ */
+static bool
+is_drop_if_exists(const char *sql)
+{
+	sql = skip_blanks(sql);
+	if (strncasecmp(sql, "DROP ", 5) == 0)
+		return strcasestr(sql, " IF EXISTS ") != NULL;
+	return strncasecmp(sql, "ALTER TABLE ", 12) == 0 && strchr(sql, ',') == NULL &&
+	       strcasestr(sql, " DROP CONSTRAINT IF EXISTS ") != NULL;
+}
+
+/*
+ * A job that is not atomic: its statements run one by one (CREATE INDEX
+ * CONCURRENTLY may not run inside a transaction), and it is written to be
+ * run again from its start (exec.h).  A retry therefore runs every
+ * statement again, so that the DROP ... IF EXISTS statements it opens with
+ * clear what the failed attempt left: PostgreSQL keeps the INVALID index
+ * of a failed CONCURRENTLY build, which the CREATE alone would trip on.
+ * When the job gives up after its opening ran, the opening runs once more,
+ * so that no INVALID index (or NOT VALID check) stays behind for the
+ * application's writes to maintain.  The caller records the job.
+ */
+static int
+run_restartable_job(struct db_conn *conn, const struct exec_job *job,
+		    const struct exec_opts *o, const struct exec_hooks *h,
+		    struct exec_result *res, struct dbphase_error *err)
+{
+	size_t i = 0, n_open = 0, k;
+	int attempt, rc = 0;
+
+	while (n_open < job->n_sql && is_drop_if_exists(job->sql[n_open]))
+		n_open++;
+	for (attempt = 1;; attempt++) {
+		for (i = 0, rc = 0; i < job->n_sql && rc == 0; i++)
+			rc = exec_statement(conn, job, job->sql[i], h, err);
+		if (rc == 0 || !is_retryable(err) || attempt > o->max_retries || stopped(o))
+			break;
+		res->retries++;
+		backoff(attempt);
+	}
+	if (rc < 0 && i > n_open) {
+		struct dbphase_error cleanup = DBPHASE_ERROR_INIT;
+		int crc = 0;
+
+		for (k = 0; k < n_open && crc == 0; k++)
+			crc = exec_statement(conn, job, job->sql[k], h, &cleanup);
+		if (crc < 0)
+			err_prefixf(err, "gave up, and what the failed attempt left could not be "
+				    "removed either (%s; the next run removes it first)",
+				    cleanup.message);
+		err_release(&cleanup);
+	}
+	return rc;
+}
+
 static int
 run_sql_job(struct db_conn *conn, const struct exec_job *job, const struct exec_opts *o,
 	    const struct exec_hooks *h, struct exec_result *res, struct dbphase_error *err)
@@ -368,19 +431,22 @@ run_sql_job(struct db_conn *conn, const struct exec_job *job, const struct exec_
 		exec_exercise_release(&ex);
 		return rc;
 	}
-	/*
-	 * Statement by statement, each retried on its own: MariaDB commits
-	 * every DDL statement implicitly, and CREATE INDEX CONCURRENTLY may
-	 * not run inside a transaction at all.
-	 */
-	for (i = 0; i < job->n_sql && rc == 0; i++) {
-		for (attempt = 1;; attempt++) {
-			rc = exec_statement(conn, job, job->sql[i], h, err);
-			if (rc == 0 || !is_retryable(err) || attempt > o->max_retries ||
-			    stopped(o))
-				break;
-			res->retries++;
-			backoff(attempt);
+	if (!job->atomic) {
+		rc = run_restartable_job(conn, job, o, h, res, err);
+	} else {
+		/*
+		 * Statement by statement, each retried on its own: MariaDB
+		 * commits every DDL statement implicitly.
+		 */
+		for (i = 0; i < job->n_sql && rc == 0; i++) {
+			for (attempt = 1;; attempt++) {
+				rc = exec_statement(conn, job, job->sql[i], h, err);
+				if (rc == 0 || !is_retryable(err) || attempt > o->max_retries ||
+				    stopped(o))
+					break;
+				res->retries++;
+				backoff(attempt);
+			}
 		}
 	}
 	/*

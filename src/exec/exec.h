@@ -13,12 +13,17 @@
  * uv_poll watcher, SQLite on the libuv thread pool).  A table with one
  * integer key is split into disjoint key ranges (chunks) that workers walk
  * at once; any other key is walked in key order by one worker.  Each batch
- * and its chunk's checkpoint commit in one transaction.
+ * and its chunk's checkpoint commit in one transaction, after the caller's
+ * lock fence (fence_sql) said the run still holds the cluster lock.
  *
  * Lock safety (DESIGN.md section 4): every statement runs under
  * lock_timeout_ms; one that times out on a lock, or fails in a way the
  * driver marks transient, is retried from the start of its transaction
- * with growing waits, at most max_retries times.
+ * with growing waits, at most max_retries times.  A job that is not
+ * atomic (CREATE INDEX CONCURRENTLY and its kind) is retried from its
+ * first statement: such jobs open with the DROP ... IF EXISTS statements
+ * that clear what a failed attempt leaves behind (an INVALID index, a
+ * NOT VALID check), and those run once more when the job gives up.
  */
 #ifndef DBPHASE_EXEC_EXEC_H
 #define DBPHASE_EXEC_EXEC_H
@@ -42,6 +47,9 @@ enum exec_job_kind {
 /* A job borrows every pointer; the caller keeps them alive. */
 struct exec_job {
 	const char *id;			/* "v002.migrate.1", for checkpoints and messages */
+	/* For messages, may be NULL: "path:line:col" of its operation, its catalog line. */
+	const char *op_where;
+	const char *source;		/* "phases/backfill.yaml:10" */
 	enum exec_job_kind kind;
 	bool atomic;
 	char *const *sql;
@@ -112,6 +120,17 @@ struct exec_hooks {
 	void (*checkpoint_sql)(void *arg, const struct exec_job *job, enum db_backend backend,
 			       struct strbuf *sql, const char **extra, size_t *n_extra);
 	/*
+	 * The lock fence: a statement run first in each batch's transaction,
+	 * binding *n_extra values (borrowed) as $1 and on, that returns one
+	 * row of two values: whether the run's lock generation is still the
+	 * current one, and whether the run's lock is still held (1 or 0
+	 * each).  It must keep a lock, until the batch commits, that a new
+	 * holder of the cluster lock waits for.  Either value false stops the
+	 * run with DBPHASE_ECONNECT.  May be NULL: no fence.
+	 */
+	void (*fence_sql)(void *arg, const struct exec_job *job, enum db_backend backend,
+			  struct strbuf *sql, const char **extra, size_t *n_extra);
+	/*
 	 * After a broken connection: chunk's position as committed, read on
 	 * conn (a new connection) with a lock that waits for a transaction
 	 * still being resolved, so that a batch whose COMMIT reached the
@@ -171,7 +190,10 @@ void exec_chunks_free(struct exec_chunk *chunks, size_t n);
  * table, jobs on other tables run side by side.  conn is the caller's
  * connection for bookkeeping; workers connect to url.  results[i] is job
  * i's.  Stops after the batches in flight when o->stop is set (results say
- * interrupted), or at the first error that retries cannot fix.
+ * interrupted), or at the first error that retries cannot fix.  A
+ * fence that fails (the lock's holder connection is gone, or another run
+ * took the lock) stops every worker after its batch in flight, with
+ * DBPHASE_ECONNECT: running again on a new connection resumes.
  */
 int exec_run_backfills(struct db_conn *conn, const struct db_url *url,
 		       const struct exec_job *jobs, size_t n_jobs, const struct exec_opts *o,

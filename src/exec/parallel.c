@@ -6,9 +6,9 @@
  * table's key (exec.h).  A task is one chunk; a worker connection runs one
  * task's batches one after another, and `jobs` workers run at once:
  *
- *   next batch ---> [FIND_HI] ---> BEGIN ---> UPDATE ---> CHECKPOINT ---> COMMIT
- *        ^              (keyset walks only)                                  |
- *        +---------------------------- position advanced, progress <-------+
+ *   next batch -> [FIND_HI] -> BEGIN -> FENCE -> UPDATE -> CHECKPOINT -> COMMIT
+ *        ^        (keyset walks)                                            |
+ *        +------------------------- position advanced, progress <---------+
  *
  * A chunk of an integer key walks value ranges (last, last + width]; the
  * width adapts so a batch takes about batch_time_ms.  Any other key walks
@@ -24,6 +24,11 @@
  * retried with growing waits (on a new connection if the old one broke),
  * anything else stops every worker after its batch in flight.  So does the
  * caller's stop flag (SIGINT, SIGTERM): checkpoints make the stop resumable.
+ *
+ * FENCE is the caller's lock fence (exec.h, state.c): it keeps every batch
+ * of a run whose cluster lock was lost from committing once another run
+ * holds the lock, and makes the first worker that starts a batch after the
+ * loss stop the run.  CHECKPOINT must update exactly the chunk's row.
  *
  * Handles are closed before they are freed, and a worker is freed only in
  * the close callback of its last handle.
@@ -70,6 +75,9 @@ struct job_run {
 	char *sql_checkpoint;
 	const char *extra[8];
 	size_t n_extra;
+	char *sql_fence;		/* NULL: no fence */
+	const char *fence_extra[8];
+	size_t n_fence_extra;
 };
 
 enum worker_state {
@@ -77,6 +85,7 @@ enum worker_state {
 	W_FIND_HI,
 	W_MAX_KEY,
 	W_BEGIN,
+	W_FENCE,
 	W_UPDATE,
 	W_CHECKPOINT,
 	W_COMMIT,
@@ -311,6 +320,22 @@ job_run_build_sql(struct runner *r, struct job_run *jr)
 	jr->n_extra = 0;
 	r->h->checkpoint_sql(r->h->arg, job, b, &sb, jr->extra, &jr->n_extra);
 	jr->sql_checkpoint = strbuf_detach(&sb);
+	jr->n_fence_extra = 0;
+	if (r->h->fence_sql) {
+		r->h->fence_sql(r->h->arg, job, b, &sb, jr->fence_extra, &jr->n_fence_extra);
+		jr->sql_fence = strbuf_detach(&sb);
+	}
+}
+
+/* Name the job, and its operation where the caller said, in front of err. */
+static void
+job_err_prefix(const struct exec_job *job, const char *what, struct dbphase_error *err)
+{
+	if (job->op_where)
+		err_prefixf(err, "%s (%s, from %s; %s)", job->id, job->op_where,
+			    job->source ? job->source : "?", what);
+	else
+		err_prefixf(err, "%s (%s)", job->id, what);
 }
 
 static void
@@ -325,6 +350,7 @@ job_run_release(struct job_run *jr)
 	free(jr->sql_update);
 	free(jr->sql_max);
 	free(jr->sql_checkpoint);
+	free(jr->sql_fence);
 }
 
 /* ---- splitting ------------------------------------------------------------ */
@@ -721,7 +747,7 @@ runner_fail(struct runner *r, struct worker *w, const char *what)
 		err_move(&r->err, &w->err);
 		if (r->err.code == 0)
 			err_setf(&r->err, w->rc ? w->rc : DBPHASE_EERROR, "%s failed", what);
-		err_prefixf(&r->err, "%s (%s)", w->jr->job->id, what);
+		job_err_prefix(w->jr->job, what, &r->err);
 	}
 	w->jr->failed = true;
 	r->stopping = true;
@@ -817,6 +843,40 @@ worker_begin(struct worker *w)
 
 	worker_send_text(w, b == DB_BACKEND_MYSQL ? "START TRANSACTION" :
 			 b == DB_BACKEND_SQLITE ? "BEGIN IMMEDIATE" : "BEGIN", W_BEGIN);
+}
+
+/* The lock fence, first in the batch's transaction. */
+static void
+worker_fence(struct worker *w)
+{
+	struct job_run *jr = w->jr;
+	size_t i;
+
+	worker_clear_params(w);
+	for (i = 0; i < jr->n_fence_extra; i++)
+		worker_param_text(w, jr->fence_extra[i]);
+	strbuf_reset(&w->sql);
+	strbuf_addstr(&w->sql, jr->sql_fence);
+	worker_send(w, W_FENCE);
+}
+
+/* Whether the fence let the batch go on; if not, w->err says why. */
+static bool
+worker_fence_passed(struct worker *w)
+{
+	const struct db_result *res = w->res;
+	bool ours = res && res->n_rows == 1 && res->n_cols >= 2 &&
+		    db_value_true(db_result_value(res, 0, 0));
+	bool held = ours && db_value_true(db_result_value(res, 0, 1));
+
+	if (ours && held)
+		return true;
+	err_setf(&w->err, DBPHASE_ECONNECT,
+		 !ours ? "another dbphase has taken this run's cluster lock (its lock generation "
+			 "moved on): the lock was lost, and this run's batches stop" :
+			 "the connection that holds this run's cluster lock is gone (killed, or the "
+			 "server restarted): this run's batches stop");
+	return false;
 }
 
 /* Build and send the batch's UPDATE. */
@@ -926,8 +986,10 @@ worker_committed(struct worker *w)
 
 			/* The job's record, on the caller's connection, in its own transaction. */
 			if (r->h->job_done && r->h->job_done(r->h->arg, r->conn, jr->job, &err) < 0) {
-				if (r->err.code == 0)
+				if (r->err.code == 0) {
 					err_move(&r->err, &err);
+					job_err_prefix(jr->job, "recording the step", &r->err);
+				}
 				r->stopping = true;
 			}
 			err_release(&err);
@@ -1101,6 +1163,16 @@ worker_step(struct worker *w)
 			return;
 		}
 		w->in_txn = true;
+		if (w->jr->sql_fence)
+			worker_fence(w);
+		else
+			worker_update(w);
+		return;
+	case W_FENCE:
+		if (w->rc < 0 || !worker_fence_passed(w)) {
+			worker_failed(w, "checking the cluster lock");
+			return;
+		}
 		worker_update(w);
 		return;
 	case W_UPDATE:
@@ -1112,6 +1184,13 @@ worker_step(struct worker *w)
 		worker_checkpoint(w);
 		return;
 	case W_CHECKPOINT:
+		if (w->rc == 0 && (w->res == NULL || w->res->affected != 1)) {
+			w->rc = err_setf(&w->err, DBPHASE_EERROR,
+					 "the checkpoint of chunk %d changed %llu rows of "
+					 "dbphase_progress instead of 1 (its row was deleted or "
+					 "duplicated); the batch was rolled back", w->chunk->index,
+					 (unsigned long long)(w->res ? w->res->affected : 0));
+		}
 		if (w->rc < 0) {
 			worker_failed(w, "saving the checkpoint");
 			return;
@@ -1179,8 +1258,16 @@ exec_run_backfills(struct db_conn *conn, const struct db_url *url,
 				break;
 			}
 		job_run_build_sql(&r, &r.jobs[i]);
-		if ((rc = job_run_split(&r, &r.jobs[i], err)) < 0)
+		if ((rc = job_run_split(&r, &r.jobs[i], err)) < 0) {
+			job_err_prefix(&jobs[i], "splitting the table", err);
 			goto out_jobs;
+		}
+		/* Every chunk done, the record missing: the run before stopped in between. */
+		if (r.jobs[i].chunks_done == r.jobs[i].n_chunks && h->job_done &&
+		    (rc = h->job_done(h->arg, conn, &jobs[i], err)) < 0) {
+			job_err_prefix(&jobs[i], "recording the step", err);
+			goto out_jobs;
+		}
 	}
 	if (uv_loop_init(&r.loop) != 0) {
 		rc = err_setf(err, DBPHASE_EERROR, "cannot start the event loop");

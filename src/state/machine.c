@@ -23,6 +23,7 @@ machine_opts_init(struct machine_opts *o)
 	memset(o, 0, sizeof(*o));
 	exec_opts_init(&o->exec);
 	o->lock_wait_s = 300;
+	o->reconnect_wait_s = 60;
 	o->node_ttl_s = MACHINE_NODE_GONE_S;
 	o->command = "db_sync";
 }
@@ -174,6 +175,15 @@ hook_checkpoint_sql(void *arg, const struct exec_job *job, enum db_backend backe
 	*n_extra = 2;
 }
 
+static void
+hook_fence_sql(void *arg, const struct exec_job *job, enum db_backend backend,
+	       struct strbuf *sql, const char **extra, size_t *n_extra)
+{
+	struct step_ctx *sc = job->data;
+
+	state_fence_sql(sc->st, sql, extra, n_extra);
+}
+
 static int
 hook_chunk_reload(void *arg, struct db_conn *conn, const struct exec_job *job, int chunk,
 		  struct exec_chunk *out, struct dbphase_error *err)
@@ -214,6 +224,7 @@ static const struct exec_hooks machine_hooks = {
 	.chunks_load = hook_chunks_load,
 	.chunks_save = hook_chunks_save,
 	.checkpoint_sql = hook_checkpoint_sql,
+	.fence_sql = hook_fence_sql,
 	.chunk_reload = hook_chunk_reload,
 	.job_done = hook_job_done,
 	.progress = hook_progress,
@@ -224,6 +235,8 @@ job_from_step(const struct plan_step *s, struct step_ctx *sc, struct exec_job *j
 {
 	memset(job, 0, sizeof(*job));
 	job->id = sc->id;
+	job->op_where = s->op_where;
+	job->source = s->source;
 	job->data = sc;
 	job->atomic = s->atomic;
 	job->sql = s->sql;
@@ -434,10 +447,26 @@ struct transition {
 };
 
 /*
- * The start of every transition: the cluster lock, dbphase's tables, the
- * row read again (another caller may have moved it while we waited), and,
- * with verify, the applied files checked against their checksums.
+ * Under the lock, at the start of a transition and after a reconnection:
+ * dbphase's tables, the lock's fence generation bumped (state.c, "The lock
+ * fence"), the row read again (another caller may have moved it while we
+ * waited), and, with verify, the applied files checked against their
+ * checksums.
  */
+static int
+reopen_transition(struct transition *t, const struct repo *repo, bool verify,
+		  struct dbphase_error *err)
+{
+	int rc;
+
+	t->pending = false;
+	if ((rc = state_ensure_tables(t->st, err)) < 0 || (rc = state_fence_take(t->st, err)) < 0 ||
+	    (rc = state_read(t->st, &t->v, err)) < 0)
+		return rc;
+	return verify ? machine_verify(t->st, repo, &t->v, err) : 0;
+}
+
+/* The start of every transition: the cluster lock, then reopen_transition. */
 static int
 open_transition(struct transition *t, struct state *st, const struct repo *repo,
 		const struct machine_opts *o, bool verify, struct dbphase_error *err)
@@ -450,8 +479,7 @@ open_transition(struct transition *t, struct state *st, const struct repo *repo,
 	t->started = now_s();
 	if ((rc = state_lock(st, o->lock_wait_s, err)) < 0)
 		return rc;
-	if ((rc = state_ensure_tables(st, err)) < 0 || (rc = state_read(st, &t->v, err)) < 0 ||
-	    (verify && (rc = machine_verify(st, repo, &t->v, err)) < 0)) {
+	if ((rc = reopen_transition(t, repo, verify, err)) < 0) {
 		state_unlock(st);
 		return rc;
 	}
@@ -705,6 +733,122 @@ run_versions(struct transition *t, const struct repo *repo, const struct plan *p
 	return rc;
 }
 
+/*
+ * Whether a failed phase lost its connection (a server restart, a
+ * failover, a killed session) rather than met an error that a new run
+ * would meet too: the executor says so (DBPHASE_ECONNECT: a worker could
+ * not connect again, or the lock's holder connection is gone), or the
+ * connection no longer answers.
+ */
+static bool
+connection_lost(struct state *st, const struct dbphase_error *err)
+{
+	if (err->code == DBPHASE_ECONNECT)
+		return true;
+	if (err->code == DBPHASE_ELOCK_TIMEOUT || err->code == DBPHASE_EINTERRUPTED)
+		return false;
+	return !state_alive(st);
+}
+
+static bool
+stop_requested(const struct machine_opts *o)
+{
+	return o->exec.stop && *o->exec.stop;
+}
+
+/* Sleep ms, waking early when a signal asks to stop. */
+static void
+nap(const struct machine_opts *o, double ms)
+{
+	struct timespec ts = { 0, 50 * 1000000L };
+
+	for (; ms > 0 && !stop_requested(o); ms -= 50)
+		nanosleep(&ts, NULL);
+}
+
+/*
+ * After a lost connection: connect again with growing waits until deadline,
+ * take the lock again (waiting as long as lock_wait_s allows: another run
+ * may hold it meanwhile) and open the transition again, which re-reads the
+ * row; the records and checkpoints then say where to resume.
+ */
+static int
+reconnect(struct transition *t, const struct repo *repo, double deadline,
+	  struct dbphase_error *err)
+{
+	struct state *st = t->st;
+	const struct machine_opts *o = t->o;
+	struct machine_event ev = { .kind = MACHINE_WARNING };
+	double wait = 100;
+	int rc, attempt;
+	char *msg;
+
+	msg = xasprintf("lost the connection to the database (%s); reconnecting for up to %d s "
+			"(reconnect_wait_s)", err->message, o->reconnect_wait_s);
+	ev.message = msg;
+	emit(o, &ev);
+	free(msg);
+	for (attempt = 1;; attempt++) {
+		nap(o, wait);
+		if (stop_requested(o))
+			return err_setf(err, DBPHASE_EINTERRUPTED, "stopped by a signal while "
+					"reconnecting");
+		wait = wait * 2 > 5000 ? 5000 : wait * 2;
+		err_release(err);
+		if ((rc = state_reconnect(st, o->url, err)) == 0 &&
+		    (rc = state_lock(st, o->lock_wait_s, err)) == 0 &&
+		    (rc = reopen_transition(t, repo, true, err)) == 0)
+			break;
+		if (rc == DBPHASE_ELOCK_TIMEOUT || (rc != DBPHASE_ECONNECT && state_alive(st)))
+			return rc;
+		if (now_s() >= deadline)
+			return err_prefixf(err, "gave up reconnecting after %d s (reconnect_wait_s)",
+					   o->reconnect_wait_s);
+	}
+	msg = xasprintf("reconnected after %d attempt%s; resuming from the checkpoints",
+			attempt, attempt == 1 ? "" : "s");
+	ev.message = msg;
+	emit(o, &ev);
+	free(msg);
+	return 0;
+}
+
+/*
+ * run_versions, resumed after each lost connection (machine.h, 5.).  An
+ * outage gets reconnect_wait_s; a connection lost again soon after a
+ * reconnection counts as the same outage, so that one that keeps coming
+ * back cannot make the run go on for ever.
+ */
+static int
+run_versions_resuming(struct transition *t, const struct repo *repo, const struct plan *plan,
+		      enum phase phase, int64_t target, bool *interrupted,
+		      struct dbphase_error *err)
+{
+	const struct machine_opts *o = t->o;
+	double deadline = 0, started;
+	int rc;
+
+	for (;;) {
+		started = now_s();
+		rc = run_versions(t, repo, plan, phase, target, interrupted, err);
+		if (rc >= 0 || o->reconnect_wait_s <= 0 || o->url == NULL ||
+		    stop_requested(o) || !connection_lost(t->st, err))
+			return rc;
+		if (deadline == 0 || now_s() - started > o->reconnect_wait_s)
+			deadline = now_s() + o->reconnect_wait_s;
+		if ((rc = reconnect(t, repo, deadline, err)) < 0)
+			return rc;
+		/* Another run may have moved the row meanwhile: the gate again. */
+		if (*phase_field(&t->v, phase) < target) {
+			char *forced = NULL;
+
+			rc = gate(t->st, phase, target, &t->v, o, &forced, err);
+			free(forced);
+			if (rc < 0)
+				return rc;
+		}
+	}
+}
 int
 machine_phase(struct state *st, const struct repo *repo, const struct plan *plan,
 	      enum phase phase, int64_t target, const struct machine_opts *o,
@@ -740,7 +884,7 @@ machine_phase(struct state *st, const struct repo *repo, const struct plan *plan
 	}
 	ev.kind = MACHINE_PHASE_START;
 	emit(o, &ev);
-	rc = run_versions(&t, repo, plan, phase, target, &interrupted, err);
+	rc = run_versions_resuming(&t, repo, plan, phase, target, &interrupted, err);
 	if (rc == DBPHASE_EINTERRUPTED) {
 		err_release(err);
 		interrupted = true;

@@ -33,6 +33,10 @@
  *   4. Every transition that did something or was refused is written to
  *      the history, and checked: a transition that cannot write its row
  *      fails.  The row's last move commits with its history row.
+ *   5. A phase whose connection is lost (a server restart, a failover, a
+ *      killed session) reconnects with growing waits for up to
+ *      reconnect_wait_s, takes the lock again and resumes from the
+ *      records and checkpoints, as a new run would.
  *
  * downgrade to V takes back what expand (and migrate) did for the versions
  * in (V, E], newest first, each step by its inverse (state/effect.h), and
@@ -97,6 +101,7 @@ struct machine_opts {
 	struct exec_opts exec;
 	const struct db_url *url;	/* where the migrate phase's workers connect */
 	int lock_wait_s;		/* < 0: forever */
+	int reconnect_wait_s;		/* reconnect after a lost connection; 0: never */
 	int node_ttl_s;
 	bool force;			/* contract despite live old nodes */
 	bool skip_verify;		/* contract without verify (state/verify.h) */

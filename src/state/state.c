@@ -53,6 +53,8 @@ state_release(struct state *st)
 {
 	if (st->locked)
 		state_unlock(st);
+	db_close(st->own_conn);
+	free(st->lock_generation);
 	free(st->repo);
 	free(st->version_table);
 	free(st->who);
@@ -97,6 +99,140 @@ state_unlock(struct state *st)
 	st->locked = false;
 	err_release(&ignored);
 	free(name);
+}
+
+/*
+ * The lock fence.
+ *
+ * The cluster lock is a session's (pg_advisory_lock, GET_LOCK): when the
+ * session that holds it dies (an operator's kill, a proxy, a failover, a
+ * server restart), the lock is free at once, while that run's workers -
+ * other sessions - may still be writing batches.  A second dbphase that
+ * takes the lock then walks the same key ranges: without more, a batch
+ * would be applied twice.  So every batch is fenced by the lock:
+ *
+ *   1. Every new holder, right after taking the lock and before reading
+ *      anything it acts on, moves the repository's generation on in
+ *      dbphase_locks (state_fence_take): an UPDATE, which takes the row's
+ *      exclusive lock, in a transaction of its own that commits before the
+ *      holder reads the checkpoints.
+ *   2. Each batch, first thing in its transaction, reads that row with a
+ *      shared row lock held until the batch commits (SELECT ... FOR SHARE,
+ *      LOCK IN SHARE MODE) and goes on only if the generation is still its
+ *      run's and the run's session still holds the lock (state_fence_sql).
+ *      The checkpoint commits with the batch.
+ *
+ * Take a batch B of a run whose lock a new holder H took.  A shared and an
+ * exclusive lock on the same row exclude each other, so B's read and H's
+ * UPDATE are ordered:
+ *   - B read first: H's UPDATE waits until B has committed or rolled back,
+ *     so B's rows and checkpoint are either both in or both out before H
+ *     reads any checkpoint (1.): H skips what B did, or does it itself.
+ *   - H's UPDATE came first: B's locking read waits for H's commit and then
+ *     reads the newest version of the row (PostgreSQL re-reads a row
+ *     updated meanwhile under READ COMMITTED; InnoDB's locking reads read
+ *     the latest committed version whatever the isolation level), sees a
+ *     generation that is not its run's, and rolls back.
+ * Either way no range is applied twice, whichever connection died and
+ * whenever: a batch whose COMMIT is in flight still holds its shared lock.
+ * The lock check in 2. makes the first worker that starts a batch after
+ * the holder's session is gone notice at once, and the run stops.  On
+ * SQLite the lock lives in the process and every write transaction holds
+ * the database's write lock, which orders 1. and 2. the same way.
+ */
+int
+state_fence_take(struct state *st, struct dbphase_error *err)
+{
+	struct db_param p[2] = { DB_TEXT(st->repo), DB_TEXT(st->who) };
+	const char *now = db_sql_now_epoch(backend(st)), *sid = db_sql_session_id(backend(st));
+	char *up = xasprintf("UPDATE dbphase_locks SET generation = generation + 1, "
+			     "holder_session = %s, holder = $2, taken_at = %s WHERE repository = $1",
+			     sid, now);
+	char *in = xasprintf("INSERT INTO dbphase_locks (repository, generation, holder_session, "
+			     "holder, taken_at) VALUES ($1, 1, %s, $2, %s)", sid, now);
+	struct db_result *res = NULL;
+	int rc, attempt;
+
+	/* The UPDATE waits for batches in flight; a lock timeout is tried again. */
+	for (attempt = 1;; attempt++) {
+		if ((rc = st->conn->drv->begin(st->conn, err)) < 0)
+			break;
+		rc = db_query(st->conn, up, p, 2, &res, err);
+		if (rc == 0 && res->affected == 0)
+			rc = db_query(st->conn, in, p, 2, NULL, err);
+		db_result_free(res);
+		res = NULL;
+		if (rc == 0)
+			rc = db_query(st->conn, "SELECT generation FROM dbphase_locks "
+				      "WHERE repository = $1", p, 1, &res, err);
+		if (rc == 0 && (res->n_rows != 1 || db_result_value(res, 0, 0) == NULL))
+			rc = err_setf(err, DBPHASE_EERROR, "no lock generation for '%s'", st->repo);
+		if (rc == 0) {
+			free(st->lock_generation);
+			st->lock_generation = xstrdup(db_result_value(res, 0, 0));
+			rc = st->conn->drv->commit(st->conn, err);
+		} else {
+			st->conn->drv->rollback(st->conn,
+						&(struct dbphase_error)DBPHASE_ERROR_INIT);
+		}
+		db_result_free(res);
+		res = NULL;
+		if (rc != DBPHASE_ELOCK_TIMEOUT || attempt >= 5)
+			break;
+		err_release(err);
+	}
+	if (rc < 0)
+		err_prefixf(err, "cannot move the lock generation of '%s' on", st->repo);
+	free(up);
+	free(in);
+	return rc;
+}
+
+void
+state_fence_sql(struct state *st, struct strbuf *sql, const char **extra, size_t *n_extra)
+{
+	char *name = lock_name(st);
+
+	strbuf_addstr(sql, "SELECT CASE WHEN generation = $2 THEN 1 ELSE 0 END, CASE WHEN ");
+	st->conn->drv->lock_held_sql(name, "holder_session", sql);
+	strbuf_addstr(sql, " THEN 1 ELSE 0 END FROM dbphase_locks WHERE repository = $1");
+	if (backend(st) == DB_BACKEND_POSTGRESQL)
+		strbuf_addstr(sql, " FOR SHARE");
+	else if (backend(st) == DB_BACKEND_MYSQL)
+		strbuf_addstr(sql, " LOCK IN SHARE MODE");
+	extra[0] = st->repo;
+	extra[1] = st->lock_generation ? st->lock_generation : "0";
+	*n_extra = 2;
+	free(name);
+}
+
+int
+state_reconnect(struct state *st, const struct db_url *url, struct dbphase_error *err)
+{
+	struct db_conn *conn;
+	int rc = db_connect(url, &conn, err);
+
+	if (rc < 0)
+		return rc;
+	/* Should the old session still live, it must not keep the lock from us. */
+	if (st->locked)
+		state_unlock(st);
+	db_close(st->own_conn);
+	st->own_conn = st->conn = conn;
+	st->locked = false;
+	return 0;
+}
+
+bool
+state_alive(struct state *st)
+{
+	struct dbphase_error err = DBPHASE_ERROR_INIT;
+	struct db_result *res = NULL;
+	int rc = db_query(st->conn, "SELECT 1", NULL, 0, &res, &err);
+
+	db_result_free(res);
+	err_release(&err);
+	return rc == 0;
 }
 
 int
@@ -215,6 +351,14 @@ state_ensure_tables(struct state *st, struct dbphase_error *err)
 			      "dbphase's tables are in format %s, written by a newer dbphase; "
 			      "this one knows format %d: upgrade dbphase",
 			      res->n_rows ? db_result_value(res, 0, 0) : "(none)", STATE_FORMAT);
+	else if (atoi(db_result_value(res, 0, 0)) < STATE_FORMAT)
+		/*
+		 * An older format: what it lacks, the schema above just created
+		 * (format 2 added dbphase_locks).  Saying so keeps an older
+		 * dbphase, which would not fence its batches, away.
+		 */
+		rc = db_query(st->conn, "UPDATE dbphase_meta SET value = $2 WHERE name = $1",
+			      p, 2, NULL, err);
 	db_result_free(res);
 	free(ins);
 	free(fmt);

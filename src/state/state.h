@@ -7,6 +7,7 @@
  *   dbphase_progress    batch checkpoints of migrate's backfills
  *   dbphase_nodes       application nodes and the schema version they need
  *   dbphase_history     every transition: who, when, from, to, result
+ *   dbphase_locks       the generation of each repository's cluster lock
  *   dbphase_meta        the format of these tables, for later upgrades
  *
  * Their DDL per backend lives in schemas/ and is embedded in the binary.
@@ -24,15 +25,20 @@
 #include "drivers/driver.h"
 #include "exec/exec.h"
 
-/* The format these tables are in; a later dbphase upgrades older ones. */
-#define STATE_FORMAT 1
+/*
+ * The format these tables are in; a later dbphase upgrades older ones.
+ * 1: the first.  2: dbphase_locks (the lock fence).
+ */
+#define STATE_FORMAT 2
 
 struct state {
-	struct db_conn *conn;		/* borrowed */
+	struct db_conn *conn;		/* borrowed, or own_conn */
+	struct db_conn *own_conn;	/* opened by state_reconnect; owned */
 	char *repo;			/* key in the version table: "shop" or "shop/audit" */
 	char *version_table;		/* unquoted */
 	char *who;			/* "user@host:pid", for history */
 	bool locked;
+	char *lock_generation;		/* this holder's (state_fence_take), as text */
 };
 
 struct state_versions {
@@ -70,6 +76,29 @@ void state_release(struct state *st);
 /* The cluster-wide lock for this repository; wait_s < 0 waits forever. */
 int state_lock(struct state *st, int wait_s, struct dbphase_error *err);
 void state_unlock(struct state *st);
+
+/*
+ * The lock fence (state.c explains it).  Under the lock, with the tables
+ * in place: move the repository's lock generation on, waiting for batches
+ * of earlier holders still in flight, and remember it as this holder's.
+ */
+int state_fence_take(struct state *st, struct dbphase_error *err);
+/*
+ * The statement each migrate batch runs first in its transaction (exec.h's
+ * fence_sql contract): one row, whether the generation is still this
+ * holder's and whether its session still holds the lock (1 or 0 each).
+ * It binds $1 repository and $2 generation, from *extra.
+ */
+void state_fence_sql(struct state *st, struct strbuf *sql, const char **extra, size_t *n_extra);
+
+/*
+ * After the connection was lost: open a new one to url and work on it (the
+ * state owns it; a borrowed connection stays its owner's to close).  The
+ * lock is then not held: take it again.
+ */
+int state_reconnect(struct state *st, const struct db_url *url, struct dbphase_error *err);
+/* Whether the connection still answers. */
+bool state_alive(struct state *st);
 
 /* Whether dbphase's tables exist (read-only commands must not create them). */
 int state_tables_exist(struct state *st, bool *exist, struct dbphase_error *err);

@@ -97,6 +97,7 @@ Test(config, defaults)
 	cr_assert_eq(cfg.max_rate, 0);
 	cr_assert_eq(cfg.lock_timeout_ms, 2000);
 	cr_assert_eq(cfg.lock_wait_s, 300);
+	cr_assert_eq(cfg.reconnect_wait_s, 60);
 	cr_assert_eq(cfg.node_ttl_s, 300);
 	config_release(&cfg);
 }
@@ -105,7 +106,8 @@ Test(config, keys)
 {
 	static const char *const want[] = {
 		"repository", "jobs", "batch_size", "max_batch_size", "batch_time_ms",
-		"max_rate", "lock_timeout_ms", "lock_wait_s", "node_ttl_s", NULL,
+		"max_rate", "lock_timeout_ms", "lock_wait_s", "reconnect_wait_s", "node_ttl_s",
+		NULL,
 	};
 	size_t i;
 
@@ -355,7 +357,7 @@ Test(config, unknown_dbphase_key)
 		   DBPHASE_EBADINPUT,
 		   ":6: unknown key 'jbos' in [dbphase]; expected one of: repository, jobs,"
 		   " batch_size, max_batch_size, batch_time_ms, max_rate, lock_timeout_ms,"
-		   " lock_wait_s, node_ttl_s");
+		   " lock_wait_s, reconnect_wait_s, node_ttl_s");
 }
 
 Test(config, jobs_out_of_range)
@@ -584,7 +586,8 @@ Test(config, set)
 		     DBPHASE_EBADINPUT);
 	cr_assert_str_eq(err.message, "--connection: unknown key 'connection' in [dbphase];"
 			 " expected one of: repository, jobs, batch_size, max_batch_size,"
-			 " batch_time_ms, max_rate, lock_timeout_ms, lock_wait_s, node_ttl_s");
+			 " batch_time_ms, max_rate, lock_timeout_ms, lock_wait_s, reconnect_wait_s,"
+			 " node_ttl_s");
 	config_release(&cfg);
 	err_release(&err);
 }
