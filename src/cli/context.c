@@ -107,6 +107,7 @@ cli_connect(struct cli *cli)
 		}
 		return rc;
 	}
+	cli_defer_signals(cli);
 	/* Where SQL depends on the server's version, plan again for this one. */
 	plan_release(&cli->plan);
 	cli->have_plan = false;
@@ -132,6 +133,12 @@ cli_open_state(struct cli *cli)
 	free(key);
 	cli->have_state = true;
 	return 0;
+}
+
+void
+cli_defer_signals(struct cli *cli)
+{
+	cli->signals_deferred = 1;
 }
 
 void

@@ -231,15 +231,37 @@ cli_load_config(struct cli *cli)
 	return 0;
 }
 
-/* The running command's stop flag: SIGINT and SIGTERM finish the batch in flight. */
-static volatile sig_atomic_t *stop_flag;
+/*
+ * SIGINT and SIGTERM.  Until the command starts to change something (its
+ * first database connection, or a file it writes: cli_defer_signals), there
+ * is nothing to finish or undo, so a signal ends the program at once with
+ * 130, also in the middle of loading a large repository.  From then on it
+ * sets the running command's stop flag, and the batch in flight finishes
+ * first.  Only async-signal-safe calls here: write and _exit.
+ */
+static struct cli *signal_cli;
 
 static void
 on_signal(int sig)
 {
-	if (stop_flag)
-		*stop_flag = 1;
-	(void)sig;
+	static const char int_msg[] =
+		"dbphase: stopped by SIGINT before anything was changed\n";
+	static const char term_msg[] =
+		"dbphase: stopped by SIGTERM before anything was changed\n";
+	ssize_t ignored;
+
+	if (signal_cli == NULL)
+		return;
+	if (signal_cli->signals_deferred) {
+		signal_cli->stop = 1;
+		return;
+	}
+	if (sig == SIGINT)
+		ignored = write(STDERR_FILENO, int_msg, sizeof(int_msg) - 1);
+	else
+		ignored = write(STDERR_FILENO, term_msg, sizeof(term_msg) - 1);
+	(void)ignored;
+	_exit(130);
 }
 
 /*
@@ -425,7 +447,7 @@ main(int argc, char **argv)
 		sigaction(SIGTERM, &sa, NULL);
 		/* A closed pipe on stdout must not kill a phase half way: writes fail instead. */
 		signal(SIGPIPE, SIG_IGN);
-		stop_flag = &cli.stop;
+		signal_cli = &cli;
 		cli.command = cmd->name;
 		/* A command sees itself as argv[0], as getopt expects. */
 		args[0] = (char *)cmd->name;
@@ -446,6 +468,7 @@ main(int argc, char **argv)
 			fprintf(stderr, "usage: dbphase [global options] COMMAND [options] [args]\n");
 	}
 	free(cargv);
+	signal_cli = NULL;
 	cli_release(&cli);
 	return code;
 }

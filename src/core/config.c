@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/excerpt.h"
 #include "core/fileio.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
@@ -232,8 +233,8 @@ config_set(struct dbphase_config *cfg, const char *key, const char *value,
 		for (i = 0; i < CONFIG_N_KEYS; i++)
 			strbuf_addf(&names, "%s%s", i ? ", " : "", config_table[i].name);
 		err_setf(err, DBPHASE_EBADINPUT,
-			 "%s: unknown key '%s' in [dbphase]; expected one of: %s",
-			 where, key, names.buf);
+			 "%s: unknown key '" EXCERPT_FMT "' in [dbphase]; expected one of: %s",
+			 where, EXCERPT(key), names.buf);
 		strbuf_release(&names);
 		return DBPHASE_EBADINPUT;
 	}
@@ -243,8 +244,8 @@ config_set(struct dbphase_config *cfg, const char *key, const char *value,
 	case CONFIG_INT:
 		if (!parse_int(value, k->min, k->max, int_field(cfg, k)))
 			return err_setf(err, DBPHASE_EBADINPUT,
-					"%s: '%s' must be an integer from %d to %d, not '%s'",
-					where, k->name, k->min, k->max, value);
+					"%s: '%s' must be an integer from %d to %d, not '" EXCERPT_FMT "'",
+					where, k->name, k->min, k->max, EXCERPT(value));
 		return 0;
 	case CONFIG_STR:
 		s = str_field(cfg, k);
@@ -442,8 +443,8 @@ config_ini_handler(void *user, const char *section, const char *name, const char
 	if (ctx->lineno > 0 && (size_t)ctx->lineno <= ctx->n_lines &&
 	    ctx->kinds[ctx->lineno] == LINE_CONTINUATION) {
 		rc = err_setf(ctx->err, DBPHASE_EBADINPUT,
-			      "%s: the value of '%s' in [%s] goes on over an indented line;"
-			      " write it on one line", where, name, section);
+			      "%s: the value of '" EXCERPT_FMT "' in [%s] goes on over an indented"
+			      " line; write it on one line", where, EXCERPT(name), section);
 		goto out;
 	}
 	v = unquote(value);

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/excerpt.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
 #include "drivers/driver.h"
@@ -368,8 +369,8 @@ expr_text(struct op_ctx *c, const struct ynode *node, const char *what, const ch
 
 		if (strcmp(k, "all") != 0 && db_backend_from_name(k) < 0)
 			return op_error(c, node->keys[i],
-					"unknown backend '%s' in %s; expected all, postgresql, mysql or sqlite",
-					k, what);
+					"unknown backend '" EXCERPT_FMT "' in %s; expected all, postgresql,"
+					" mysql or sqlite", EXCERPT(k), what);
 		if (node->items[i]->kind != YNODE_SCALAR)
 			return op_error(c, node->items[i], "%s for '%s' must be a string", what, k);
 	}
@@ -732,8 +733,8 @@ check_param_value(struct op_ctx *c, const struct catalog_param *p, const struct 
 		if ((rc = arg_str(c, v, what, &s)) < 0)
 			return rc;
 		if (!valid_identifier(s))
-			return op_error(c, v, "'%s' is not a valid name (1 to %d characters)", s,
-					NAME_MAX_LEN);
+			return op_error(c, v, "'" EXCERPT_FMT "' is not a valid name (1 to %d"
+					" characters)", EXCERPT(s), NAME_MAX_LEN);
 		if (p->kind == PARAM_TABLE && !model_table(c->model, s))
 			return missing_table(c, v, s);
 		if (p->kind == PARAM_TABLE) {
@@ -913,8 +914,8 @@ check_params(struct op_ctx *c)
 	for (i = 0; i < args->n; i++) {
 		if (!catalog_op_param(c->cop, args->keys[i]->scalar)) {
 			param_names(c, &names);
-			rc = op_error(c, args->keys[i], "unknown field '%s'; expected one of: %s",
-				      args->keys[i]->scalar, names.buf);
+			rc = op_error(c, args->keys[i], "unknown field '" EXCERPT_FMT "'; expected"
+				      " one of: %s", EXCERPT(args->keys[i]->scalar), names.buf);
 			goto out;
 		}
 	}
@@ -1987,9 +1988,9 @@ sql_undo(struct op_ctx *c)
 			int b = db_backend_from_name(u->keys[i]->scalar);
 
 			if (b < 0 && strcmp(u->keys[i]->scalar, "all") != 0)
-				return op_error(c, u->keys[i], "unknown backend '%s' in 'undo'; "
-						"expected all, postgresql, mysql or sqlite",
-						u->keys[i]->scalar);
+				return op_error(c, u->keys[i], "unknown backend '" EXCERPT_FMT "' in"
+						" 'undo'; expected all, postgresql, mysql or sqlite",
+						EXCERPT(u->keys[i]->scalar));
 			if (b == (int)c->backend)
 				v = u->items[i];
 		}
@@ -2497,7 +2498,8 @@ plan_migration(struct plan *plan, const struct repo *repo, const struct catalog 
 			char *names = catalog_names(cat);
 
 			rc = ydoc_errorf(&mig->doc, mop->node, err,
-					 "unknown operation '%s'; expected one of: %s", mop->kind, names);
+					 "unknown operation '" EXCERPT_FMT "'; expected one of: %s",
+					 EXCERPT(mop->kind), names);
 			free(names);
 			break;
 		}

@@ -1092,6 +1092,26 @@ Test(plan, refuses_an_unknown_operation)
 	free(names);
 }
 
+/* A 1 MB name is quoted in the message only in part, cut with "...". */
+Test(plan, long_name_cut_in_message)
+{
+	struct strbuf text = STRBUF_INIT, want = STRBUF_INIT;
+	int i;
+
+	strbuf_addstr(&text, "operations:\n  - add_column:\n      table: ");
+	for (i = 0; i < 1024 * 1024; i++)
+		strbuf_addch(&text, 't');
+	strbuf_addstr(&text, "\n      column: {name: c, type: text}\n");
+	write_versions(refuse_v1, text.buf);
+	strbuf_addstr(&want, "%D/versions/002_new.yaml:3:14: add_column: '");
+	for (i = 0; i < 80; i++)
+		strbuf_addch(&want, 't');
+	strbuf_addstr(&want, "...' is not a valid name (1 to 63 characters)");
+	build_fails(want.buf);
+	strbuf_release(&text);
+	strbuf_release(&want);
+}
+
 Test(plan, refuses_an_unknown_field)
 {
 	write_versions(refuse_v1,
