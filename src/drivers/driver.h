@@ -271,6 +271,17 @@ int db_estimate_rows(struct db_conn *conn, const char *table, uint64_t *rows,
 /* SQL for the database clock as Unix seconds, in the backend's dialect. */
 const char *db_sql_now_epoch(enum db_backend backend);
 
+/*
+ * The statement that gives a session a lock timeout of timeout_ms (0 or
+ * less: the server's default), as the drivers' set_lock_timeout sets it,
+ * so that `plan --sql` prints what the executor does.  PostgreSQL:
+ * lock_timeout; MariaDB: lock_wait_timeout (metadata locks) and
+ * innodb_lock_wait_timeout (row locks), in whole seconds rounded up;
+ * SQLite: PRAGMA busy_timeout (the driver sets the same value through
+ * sqlite3_busy_timeout).  Caller frees.
+ */
+char *db_lock_timeout_sql(enum db_backend backend, int timeout_ms);
+
 /* Thin wrappers, so that callers read conn-first. */
 static inline int
 db_exec(struct db_conn *c, const char *sql, struct dbphase_error *err)

@@ -1135,18 +1135,9 @@ static int
 mdb_set_lock_timeout(struct db_conn *conn, int timeout_ms,
 		     struct dbphase_error *err)
 {
-	char *sql;
+	char *sql = db_lock_timeout_sql(DB_BACKEND_MYSQL, timeout_ms);
 	int rc;
 
-	if (timeout_ms <= 0) {
-		sql = xstrdup("SET SESSION lock_wait_timeout = DEFAULT, "
-			      "SESSION innodb_lock_wait_timeout = DEFAULT");
-	} else {
-		long s = ((long)timeout_ms + 999) / 1000;
-
-		sql = xasprintf("SET SESSION lock_wait_timeout = %ld, "
-				"SESSION innodb_lock_wait_timeout = %ld", s, s);
-	}
 	rc = mdb_exec(conn, sql, err);
 	free(sql);
 	return rc;

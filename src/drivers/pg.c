@@ -748,7 +748,7 @@ static int
 pg_drv_set_lock_timeout(struct db_conn *conn, int timeout_ms,
 			struct dbphase_error *err)
 {
-	char *sql = xasprintf("SET lock_timeout = '%dms'", timeout_ms > 0 ? timeout_ms : 0);
+	char *sql = db_lock_timeout_sql(DB_BACKEND_POSTGRESQL, timeout_ms);
 	int rc = pg_drv_exec(conn, sql, err);
 
 	free(sql);

@@ -335,6 +335,41 @@ BACKEND_TEST(driver, quoting_round_trips_odd_names)
 	teardown(&f);
 }
 
+/* The session holds what db_lock_timeout_sql says, which `plan --sql` prints. */
+BACKEND_TEST(driver, lock_timeout_is_what_plan_prints)
+{
+	static const char *const show[] = {
+		[DB_BACKEND_SQLITE] = "PRAGMA busy_timeout",
+		[DB_BACKEND_POSTGRESQL] = "SELECT current_setting('lock_timeout')",
+		[DB_BACKEND_MYSQL] = "SELECT CONCAT(@@SESSION.lock_wait_timeout, ' ', "
+				     "@@SESSION.innodb_lock_wait_timeout)",
+	};
+	static const char *const want[] = {
+		[DB_BACKEND_SQLITE] = "1500",
+		[DB_BACKEND_POSTGRESQL] = "1500ms",
+		[DB_BACKEND_MYSQL] = "2 2",
+	};
+	struct dbphase_error err = DBPHASE_ERROR_INIT;
+	struct fixture f;
+	char *v, *sql;
+
+	setup(&f, *backend);
+	cr_assert_eq(f.conn->drv->set_lock_timeout(f.conn, 1500, &err), 0, "%s", err.message);
+	v = test_query_value(f.conn, show[*backend]);
+	cr_assert_str_eq(v, want[*backend], "[%s] lock timeout %s", bname(&f), v);
+	free(v);
+	/* The printed statement sets the same on a fresh session. */
+	db_close(f.conn);
+	f.conn = test_db_connect(&f.db);
+	sql = db_lock_timeout_sql(*backend, 1500);
+	test_exec(f.conn, sql);
+	v = test_query_value(f.conn, show[*backend]);
+	cr_assert_str_eq(v, want[*backend], "[%s] after %s: %s", bname(&f), sql, v);
+	free(v);
+	free(sql);
+	teardown(&f);
+}
+
 BACKEND_TEST(driver, lock_timeout_applies_to_statements)
 {
 	struct dbphase_error err = DBPHASE_ERROR_INIT;

@@ -1341,6 +1341,51 @@ Test(plan, dbphase_plan_names_the_file_of_each_step)
 	free(out);
 }
 
+/*
+ * plan --sql starts with the lock timeout the executor sets, so that its
+ * SQL piped into psql or mariadb does not queue every query behind an
+ * ALTER waiting for its lock.
+ */
+Test(plan, plan_sql_starts_with_the_lock_timeout)
+{
+	static const struct {
+		const char *dialect;
+		const char *timeout;	/* --lock-timeout, or NULL: the default, 2000 ms */
+		const char *set;
+	} cases[] = {
+		{ "postgresql", NULL, "SET lock_timeout = '2000ms';\n" },
+		{ "postgresql", "1500", "SET lock_timeout = '1500ms';\n" },
+		{ "mysql", NULL, "SET SESSION lock_wait_timeout = 2, "
+				 "SESSION innodb_lock_wait_timeout = 2;\n" },
+		{ "mysql", "1500", "SET SESSION lock_wait_timeout = 2, "
+				   "SESSION innodb_lock_wait_timeout = 2;\n" },
+		{ "mysql", "3000", "SET SESSION lock_wait_timeout = 3, "
+				   "SESSION innodb_lock_wait_timeout = 3;\n" },
+		{ "sqlite", NULL, "PRAGMA busy_timeout = 2000;\n" },
+		{ "sqlite", "1500", "PRAGMA busy_timeout = 1500;\n" },
+	};
+	size_t i;
+
+	write_versions(golden_v1, NULL);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *args[] = { "--repository", dir, "plan", "--dialect", cases[i].dialect,
+				       "--sql", cases[i].timeout ? "--lock-timeout" : NULL,
+				       cases[i].timeout, NULL };
+		char *out = NULL, *want;
+		int rc = test_dbphase_run(args, &out);
+
+		cr_assert_eq(rc, 0, "dbphase plan exited %d:\n%s", rc, out);
+		want = xasprintf("-- plan of repository 'plan' to version 1 for %s\n"
+				 "-- dbphase runs every statement below under this lock timeout"
+				 " (--lock-timeout, lock_timeout_ms):\n%s\n-- expand\n",
+				 cases[i].dialect, cases[i].set);
+		cr_assert(strncmp(out, want, strlen(want)) == 0, "expected\n%s\ngot\n%s", want,
+			  out);
+		free(want);
+		free(out);
+	}
+}
+
 Test(plan, a_bad_repository_catalog_file_is_refused)
 {
 	struct dbphase_error err = DBPHASE_ERROR_INIT;
