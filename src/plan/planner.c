@@ -1546,6 +1546,18 @@ model_index_from_args(struct op_ctx *c, bool unique, const char *what)
 	if (model_find_index(c->model, name, NULL))
 		return op_error(c, ynode_get(c->mop->args, "name"), "%s '%s' already exists",
 				what, name);
+	/* MariaDB indexes TEXT/BLOB only by a prefix, which dbphase cannot give. */
+	for (i = 0; c->backend == DB_BACKEND_MYSQL && i < cols->n; i++) {
+		const struct model_column *col = model_column(t, cols->items[i]->scalar);
+
+		if (col && type_is_unbounded(col->type))
+			return op_error(c, cols->items[i],
+					"column '%s' is %s, which MariaDB can index only by a prefix"
+					" length, and %s takes none: index a varchar(n) column, or"
+					" write the index in an 'sql' operation with the prefix"
+					" (e.g. mysql: CREATE INDEX %s ON %s (%s(191)))",
+					col->name, col->type, c->mop->kind, name, t->name, col->name);
+	}
 	names = xcalloc(cols->n, sizeof(char *));
 	for (i = 0; i < cols->n; i++)
 		names[i] = cols->items[i]->scalar;

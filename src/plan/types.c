@@ -116,3 +116,10 @@ type_is_integer(const char *text)
 	return strcasecmp(text, "integer") == 0 || strcasecmp(text, "bigint") == 0 ||
 	       strcasecmp(text, "smallint") == 0;
 }
+
+bool
+type_is_unbounded(const char *text)
+{
+	return strcasecmp(text, "text") == 0 || strcasecmp(text, "bytes") == 0 ||
+	       strcasecmp(text, "json") == 0;
+}

@@ -27,4 +27,10 @@ bool type_valid(const char *text);
 /* True for integer, bigint and smallint (keys that batch by range). */
 bool type_is_integer(const char *text);
 
+/*
+ * True for text, bytes and json: MariaDB stores them as TEXT or BLOB,
+ * which an index covers only up to a prefix length.
+ */
+bool type_is_unbounded(const char *text);
+
 #endif

@@ -1112,6 +1112,84 @@ Test(plan, long_name_cut_in_message)
 	strbuf_release(&want);
 }
 
+/*
+ * MariaDB indexes a TEXT or BLOB column only by a prefix length, which
+ * add_index and add_unique cannot give: refused when planning for MariaDB
+ * (a unique one failed at run time, half way through expand), at the
+ * column, and accepted on the other backends.
+ */
+Test(plan, mariadb_refuses_an_index_on_text_without_a_prefix)
+{
+	static const char v1[] =
+		"operations:\n"
+		"  - create_table:\n"
+		"      name: docs\n"
+		"      columns:\n"
+		"        - {name: id, type: bigint, primary_key: true}\n"
+		"        - {name: title, type: \"varchar(100)\"}\n"
+		"        - {name: body, type: text}\n"
+		"        - {name: raw, type: bytes}\n"
+		"        - {name: meta, type: json}\n";
+	static const struct {
+		const char *v2;
+		const char *message;	/* for MariaDB */
+	} cases[] = {
+		{ "operations:\n  - add_index: {table: docs, name: ix_body, columns: [title, body]}\n",
+		  "%D/versions/002_new.yaml:2:62: add_index: column 'body' is text, which MariaDB"
+		  " can index only by a prefix length, and add_index takes none: index a"
+		  " varchar(n) column, or write the index in an 'sql' operation with the prefix"
+		  " (e.g. mysql: CREATE INDEX ix_body ON docs (body(191)))" },
+		{ "operations:\n  - add_index: {table: docs, name: ix_raw, columns: [raw], unique: true}\n",
+		  "%D/versions/002_new.yaml:2:54: add_index: column 'raw' is bytes, which MariaDB"
+		  " can index only by a prefix length, and add_index takes none: index a"
+		  " varchar(n) column, or write the index in an 'sql' operation with the prefix"
+		  " (e.g. mysql: CREATE INDEX ix_raw ON docs (raw(191)))" },
+		{ "operations:\n  - add_unique: {table: docs, name: uq_meta, columns: [meta]}\n",
+		  "%D/versions/002_new.yaml:2:56: add_unique: column 'meta' is json, which MariaDB"
+		  " can index only by a prefix length, and add_unique takes none: index a"
+		  " varchar(n) column, or write the index in an 'sql' operation with the prefix"
+		  " (e.g. mysql: CREATE INDEX uq_meta ON docs (meta(191)))" },
+	};
+	size_t i;
+	int b;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		write_versions(v1, cases[i].v2);
+		for (b = 0; b < DB_BACKEND__COUNT; b++) {
+			struct dbphase_error err = DBPHASE_ERROR_INIT;
+			struct plan plan;
+			char *want;
+			int rc = build((enum db_backend)b, &plan, &err);
+
+			if (b != DB_BACKEND_MYSQL) {
+				cr_assert_eq(rc, 0, "[%s] %s", bname((enum db_backend)b), err.message);
+				plan_release(&plan);
+				continue;
+			}
+			cr_assert_eq(rc, DBPHASE_EBADINPUT, "case %zu: planned for MariaDB", i);
+			want = strdup(cases[i].message);
+			{
+				struct strbuf sb = STRBUF_INIT;
+
+				strbuf_addf(&sb, "%s%s", dir, strstr(want, "%D") + 2);
+				free(want);
+				want = strbuf_detach(&sb);
+			}
+			cr_assert_str_eq(err.message, want);
+			free(want);
+			err_release(&err);
+		}
+	}
+	/* A varchar column is indexed as it is. */
+	write_versions(v1, "operations:\n  - add_index: {table: docs, name: ix_t, columns: [title]}\n");
+	{
+		struct plan plan;
+
+		build_ok(DB_BACKEND_MYSQL, &plan);
+		plan_release(&plan);
+	}
+}
+
 Test(plan, refuses_an_unknown_field)
 {
 	write_versions(refuse_v1,
