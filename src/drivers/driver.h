@@ -225,7 +225,10 @@ struct db_driver {
 		    struct dbphase_error *err);
 	/* Milliseconds until a DB_WANT_TIMEOUT wait expires (MariaDB). */
 	int (*timeout_ms)(struct db_conn *conn);
-	/* Ask the server to cancel the running statement (from any thread). */
+	/*
+	 * Ask the server to cancel the running statement (from any thread);
+	 * the statement then fails with DBPHASE_ECANCELLED.
+	 */
 	int (*cancel)(struct db_conn *conn, struct dbphase_error *err);
 
 	/* Quote an identifier for this dialect ("x", `x`). */

@@ -66,6 +66,8 @@ extern const struct db_driver db_mysql_driver;
 #define MDB_ER_LOCK_WAIT_TIMEOUT	1205
 #define MDB_ER_LOCK_DEADLOCK		1213
 #define MDB_ER_QUERY_INTERRUPTED	1317
+#define MDB_ER_STATEMENT_TIMEOUT	1969	/* MariaDB: max_statement_time */
+#define MDB_ER_QUERY_TIMEOUT		3024	/* MySQL: max_execution_time */
 #define MDB_ER_NO_SUCH_THREAD		1094
 #define MDB_ER_CONNECTION_KILLED	1927	/* MariaDB */
 #define MDB_ER_LOCK_NOWAIT		3572	/* MySQL 8 */
@@ -175,8 +177,10 @@ mdb_error(struct dbphase_error *err, bool is_mariadb, unsigned code,
 	case MDB_CR_SERVER_LOST_EXTENDED:
 		retryable = true;
 		break;
-	case MDB_ER_QUERY_INTERRUPTED:	/* KILL QUERY, i.e. our cancel() */
-		kind = DBPHASE_EINTERRUPTED;
+	case MDB_ER_QUERY_INTERRUPTED:	/* KILL QUERY: our cancel() or another session's */
+	case MDB_ER_STATEMENT_TIMEOUT:
+	case MDB_ER_QUERY_TIMEOUT:
+		kind = DBPHASE_ECANCELLED;
 		break;
 	}
 	if (sqlstate == NULL || *sqlstate == '\0')
