@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/excerpt.h"
 #include "core/xmalloc.h"
 
 const struct cli_command cli_commands[] = {
@@ -368,8 +369,8 @@ parse_globals(struct cli *cli, int argc, char **argv, const struct cli_command *
 						cli->format = CLI_JSON;
 					else
 						return err_setf(&cli->err, DBPHASE_EUSAGE,
-								"--format must be text or json, not '%s'",
-								value);
+								"--format must be text or json, not '"
+								EXCERPT_FMT "'", EXCERPT(value));
 					break;
 				case 'd':
 					cli->debug = true;
@@ -402,7 +403,8 @@ parse_globals(struct cli *cli, int argc, char **argv, const struct cli_command *
 			*cmd = find_command(argc, argv, &i);
 			if (*cmd == NULL)
 				return err_setf(&cli->err, DBPHASE_EUSAGE,
-						"unknown command '%s'; see 'dbphase --help'", a);
+						"unknown command '" EXCERPT_FMT "'; see"
+						" 'dbphase --help'", EXCERPT(a));
 			continue;
 		}
 		rest[n_rest++] = argv[i];

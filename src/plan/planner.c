@@ -544,8 +544,9 @@ parse_column_def(struct op_ctx *c, const struct ynode *node, struct model_column
 				break;
 		if (*k == NULL)
 			return op_error(c, node->keys[i],
-					"unknown column field '%s'; expected name, type, nullable, default, primary_key, autoincrement",
-					node->keys[i]->scalar);
+					"unknown column field '" EXCERPT_FMT "'; expected name, type,"
+					" nullable, default, primary_key, autoincrement",
+					EXCERPT(node->keys[i]->scalar));
 	}
 	if (!(v = ynode_get(node, "name")))
 		return op_error(c, node, "a column needs 'name'");
