@@ -5,8 +5,11 @@
  * Servers come from the environment that tools/test exports:
  *   DBPHASE_TEST_PG_URL      e.g. postgresql://postgres@127.0.0.1:54321/postgres
  *   DBPHASE_TEST_MYSQL_URL   e.g. mysql://root@127.0.0.1:33061/mysql
- * A test whose server is not configured is skipped, unless
- * DBPHASE_TEST_REQUIRE_SERVERS=1 (tools/test and CI set it), where it fails.
+ * A test whose server is not configured fails, naming the variable, so
+ * that a plain `meson test` cannot pass with two backends left out; with
+ * DBPHASE_TEST_ALLOW_SKIP=1 it is skipped instead (TAP "# SKIP", counted by
+ * meson and by tools/test).  DBPHASE_TEST_REQUIRE_SERVERS=1 (tools/test and
+ * CI) requires the servers even then.
  */
 #ifndef DBPHASE_TESTS_TESTLIB_H
 #define DBPHASE_TESTS_TESTLIB_H

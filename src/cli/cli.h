@@ -76,7 +76,8 @@ struct cli {
 
 	struct dbphase_error err;	/* the failure main reports */
 	const char *command;		/* the command's canonical name */
-	volatile sig_atomic_t stop;	/* set by SIGINT/SIGTERM */
+	volatile sig_atomic_t stop;	/* set by SIGINT/SIGTERM once deferred */
+	volatile sig_atomic_t signals_deferred;	/* see cli_defer_signals */
 	bool progress_tty;		/* stderr is a terminal: live progress */
 	struct progress progress;
 };
@@ -115,6 +116,13 @@ int cli_open_state(struct cli *cli);	/* connect + state for the repository */
 /* cli_open_state for a command that changes the database: first says which. */
 int cli_open_state_to_change(struct cli *cli);
 void cli_release(struct cli *cli);
+
+/*
+ * From now on SIGINT/SIGTERM set cli->stop (the work in flight finishes,
+ * resumably) instead of ending the program at once with 130.  Called when
+ * the command starts to change something: it connects, or writes a file.
+ */
+void cli_defer_signals(struct cli *cli);
 
 /* Options every state-changing command takes: fills o from the config. */
 void cli_machine_opts(struct cli *cli, struct machine_opts *o, const char *command);

@@ -1,7 +1,9 @@
 /*
  * cli/cmd_plan.c - `dbphase plan`: the steps each phase would run, the
- * reason for each classification, and with --sql the exact SQL.  With
- * --dialect no database is needed (offline mode).
+ * reason for each classification, and with --sql the exact SQL, headed by
+ * the lock timeout the executor sets on its connections (so that SQL piped
+ * into psql or mariadb is guarded the same way).  With --dialect no
+ * database is needed (offline mode).
  */
 #include "config.h"
 
@@ -79,6 +81,7 @@ cmd_plan(struct cli *cli, int argc, char **argv)
 	int64_t target;
 	enum db_backend backend;
 	json_t *doc = NULL, *phases = NULL;
+	char *session_sql;
 	size_t i, shown = 0;
 
 	optind = 0;
@@ -123,6 +126,8 @@ cmd_plan(struct cli *cli, int argc, char **argv)
 			return rc;
 		backend = cli->url.backend;
 	}
+	/* What the executor sets on every connection before running a step. */
+	session_sql = db_lock_timeout_sql(backend, cli->cfg.lock_timeout_ms);
 	if (cli->format == CLI_JSON) {
 		doc = json_object();
 		phases = json_array();
@@ -130,6 +135,7 @@ cmd_plan(struct cli *cli, int argc, char **argv)
 		json_object_set_new(doc, "backend", json_string(db_backend_name(backend)));
 		json_object_set_new(doc, "target", json_integer(target));
 		json_object_set_new(doc, "offline", json_boolean(dialect >= 0));
+		json_object_set_new(doc, "session_sql", json_pack("[s]", session_sql));
 	} else {
 		printf("-- plan of repository '%s' to version %lld for %s", cli->repo.id,
 		       (long long)target, db_backend_name(backend));
@@ -137,6 +143,9 @@ cmd_plan(struct cli *cli, int argc, char **argv)
 			printf(" (expanded %lld, migrated %lld, contracted %lld)", (long long)v.expand,
 			       (long long)v.migrate, (long long)v.contract);
 		printf("\n");
+		if (sql)
+			printf("-- dbphase runs every statement below under this lock timeout"
+			       " (--lock-timeout, lock_timeout_ms):\n%s;\n", session_sql);
 	}
 	for (ph = 0; ph < PHASE__COUNT; ph++) {
 		int64_t from = all || dialect >= 0 ? 0 :
@@ -202,5 +211,6 @@ cmd_plan(struct cli *cli, int argc, char **argv)
 	} else if (shown == 0) {
 		printf("\n-- nothing to do\n");
 	}
+	free(session_sql);
 	return 0;
 }

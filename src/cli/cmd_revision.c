@@ -174,6 +174,7 @@ cmd_revision(struct cli *cli, int argc, char **argv)
 	path = xasprintf("%s/versions/%03lld_%s.yaml", cli->repo.dir,
 			 (long long)repo_latest(&cli->repo) + 1, slug);
 	free(slug);
+	cli_defer_signals(cli);	/* a signal must not leave half a file */
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
 	if (fd < 0) {
 		rc = err_setf(&cli->err, DBPHASE_EIO, "cannot create '%s': %s", path, strerror(errno));

@@ -184,6 +184,7 @@ cli_connect(struct cli *cli)
 			}
 			return rc;
 		}
+		cli_defer_signals(cli);
 		/* Where SQL depends on the server's version, plan again for this one. */
 		plan_release(&cli->plan);
 		cli->have_plan = false;
@@ -263,6 +264,12 @@ cli_check_readonly(struct cli *cli, const struct state_versions *v)
 		rc = 0;
 	}
 	return rc;
+}
+
+void
+cli_defer_signals(struct cli *cli)
+{
+	cli->signals_deferred = 1;
 }
 
 void

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/excerpt.h"
 #include "core/xmalloc.h"
 
 const struct cli_command cli_commands[] = {
@@ -293,15 +294,37 @@ cli_load_config(struct cli *cli)
 	return 0;
 }
 
-/* The running command's stop flag: SIGINT and SIGTERM finish the batch in flight. */
-static volatile sig_atomic_t *stop_flag;
+/*
+ * SIGINT and SIGTERM.  Until the command starts to change something (its
+ * first database connection, or a file it writes: cli_defer_signals), there
+ * is nothing to finish or undo, so a signal ends the program at once with
+ * 130, also in the middle of loading a large repository.  From then on it
+ * sets the running command's stop flag, and the batch in flight finishes
+ * first.  Only async-signal-safe calls here: write and _exit.
+ */
+static struct cli *signal_cli;
 
 static void
 on_signal(int sig)
 {
-	if (stop_flag)
-		*stop_flag = 1;
-	(void)sig;
+	static const char int_msg[] =
+		"dbphase: stopped by SIGINT before anything was changed\n";
+	static const char term_msg[] =
+		"dbphase: stopped by SIGTERM before anything was changed\n";
+	ssize_t ignored;
+
+	if (signal_cli == NULL)
+		return;
+	if (signal_cli->signals_deferred) {
+		signal_cli->stop = 1;
+		return;
+	}
+	if (sig == SIGINT)
+		ignored = write(STDERR_FILENO, int_msg, sizeof(int_msg) - 1);
+	else
+		ignored = write(STDERR_FILENO, term_msg, sizeof(term_msg) - 1);
+	(void)ignored;
+	_exit(130);
 }
 
 /*
@@ -412,8 +435,8 @@ parse_globals(struct cli *cli, int argc, char **argv, const struct cli_command *
 						cli->format = CLI_JSON;
 					else
 						return err_setf(&cli->err, DBPHASE_EUSAGE,
-								"--format must be text or json, not '%s'",
-								value);
+								"--format must be text or json, not '"
+								EXCERPT_FMT "'", EXCERPT(value));
 					break;
 				case 'd':
 					cli->debug = true;
@@ -446,7 +469,8 @@ parse_globals(struct cli *cli, int argc, char **argv, const struct cli_command *
 			*cmd = find_command(argc, argv, &i);
 			if (*cmd == NULL)
 				return err_setf(&cli->err, DBPHASE_EUSAGE,
-						"unknown command '%s'; see 'dbphase --help'", a);
+						"unknown command '" EXCERPT_FMT "'; see"
+						" 'dbphase --help'", EXCERPT(a));
 			continue;
 		}
 		rest[n_rest++] = argv[i];
@@ -496,7 +520,7 @@ main(int argc, char **argv)
 		sigaction(SIGTERM, &sa, NULL);
 		/* A closed pipe on stdout must not kill a phase half way: writes fail instead. */
 		signal(SIGPIPE, SIG_IGN);
-		stop_flag = &cli.stop;
+		signal_cli = &cli;
 		cli.command = cmd->name;
 		/* A command sees itself as argv[0], as getopt expects. */
 		args[0] = (char *)cmd->name;
@@ -517,6 +541,7 @@ main(int argc, char **argv)
 			fprintf(stderr, "usage: dbphase [global options] COMMAND [options] [args]\n");
 	}
 	free(cargv);
+	signal_cli = NULL;
 	cli_release(&cli);
 	return code;
 }

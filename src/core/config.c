@@ -45,6 +45,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/excerpt.h"
 #include "core/fileio.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
@@ -257,8 +258,8 @@ config_set(struct dbphase_config *cfg, const char *key, const char *value,
 		for (i = 0; i < CONFIG_N_KEYS; i++)
 			strbuf_addf(&names, "%s%s", i ? ", " : "", config_table[i].name);
 		err_setf(err, DBPHASE_EBADINPUT,
-			 "%s: unknown key '%s' in [dbphase]; expected one of: %s",
-			 where, key, names.buf);
+			 "%s: unknown key '" EXCERPT_FMT "' in [dbphase]; expected one of: %s",
+			 where, EXCERPT(key), names.buf);
 		strbuf_release(&names);
 		return DBPHASE_EBADINPUT;
 	}
@@ -268,8 +269,8 @@ config_set(struct dbphase_config *cfg, const char *key, const char *value,
 	case CONFIG_INT:
 		if (!parse_int(value, k->min, k->max, int_field(cfg, k)))
 			return err_setf(err, DBPHASE_EBADINPUT,
-					"%s: '%s' must be an integer from %d to %d, not '%s'",
-					where, k->name, k->min, k->max, value);
+					"%s: '%s' must be an integer from %d to %d, not '" EXCERPT_FMT "'",
+					where, k->name, k->min, k->max, EXCERPT(value));
 		return 0;
 	case CONFIG_STR:
 		s = str_field(cfg, k);
@@ -523,7 +524,8 @@ substitute(const struct dbphase_config *cfg, const struct config_entry *e, const
 		}
 		if (depth >= SUBST_DEPTH_MAX)
 			return err_setf(err, DBPHASE_EBADINPUT, "%s: '$%.*s' in the value of"
-					" '%s' leads to itself", e->where, (int)len, name, e->key);
+					" '" EXCERPT_FMT "' leads to itself", e->where,
+					(int)(len < EXCERPT_MAX ? len : EXCERPT_MAX), name, EXCERPT(e->key));
 		if ((rc = substitute(cfg, found, found->value, depth + 1, out, err)) < 0)
 			return rc;
 		p = name + len + braced;
@@ -540,9 +542,9 @@ entry_value(const struct dbphase_config *cfg, const struct config_entry *e, char
 	int rc;
 
 	if (e->continued_to)
-		return err_setf(err, DBPHASE_EBADINPUT, "%s: the value of '%s' in [%s] goes on"
-				" over indented lines (to line %d); write it on one line",
-				e->where, e->key, e->section, e->continued_to);
+		return err_setf(err, DBPHASE_EBADINPUT, "%s: the value of '" EXCERPT_FMT "' in [%s]"
+				" goes on over indented lines (to line %d); write it on one line",
+				e->where, EXCERPT(e->key), e->section, e->continued_to);
 	if ((rc = substitute(cfg, e, e->value, 0, &sb, err)) < 0) {
 		strbuf_release(&sb);
 		return rc;

@@ -7,6 +7,14 @@
  * the failure is understood and printed only by the CLI; the library never
  * prints and never exits.  Database errors also carry the server's SQLSTATE
  * or error number and whether a retry may succeed.
+ *
+ * The drivers classify alike what every backend has: a lock not obtained
+ * within the lock timeout is DBPHASE_ELOCK_TIMEOUT (retryable); a statement
+ * the server stopped on request (the driver's cancel, pg_cancel_backend or
+ * KILL QUERY from elsewhere, a statement timeout) is DBPHASE_ECANCELLED
+ * (not retryable: the server cannot say who asked, so a caller that
+ * cancelled on purpose knows it by itself).  DBPHASE_EINTERRUPTED is
+ * dbphase's own stop on SIGINT/SIGTERM, never a driver's.
  */
 #ifndef DBPHASE_CORE_ERROR_H
 #define DBPHASE_CORE_ERROR_H
@@ -26,6 +34,7 @@
 	X(UNSUPPORTED, "not supported")                                      \
 	X(NOTFOUND, "not found")                                             \
 	X(INTERRUPTED, "interrupted")                                        \
+	X(CANCELLED, "statement cancelled")                                  \
 	X(CHECKSUM, "applied migration changed on disk")                    \
 	X(AHEAD, "database ahead of this repository")
 

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/excerpt.h"
 #include "core/fileio.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
@@ -199,7 +200,7 @@ load_repository_yaml(struct repo *repo, struct dbphase_error *err)
 				rc = ydoc_errorf(&doc, value, err,
 						 "'version_table' must be a SQL identifier"
 						 " (a letter or '_', then up to 62 letters, digits"
-						 " or '_'), not '%s'", s);
+						 " or '_'), not '" EXCERPT_FMT "'", EXCERPT(s));
 				goto out;
 			}
 			free(repo->version_table);
@@ -209,8 +210,8 @@ load_repository_yaml(struct repo *repo, struct dbphase_error *err)
 				goto out;
 		} else {
 			rc = ydoc_errorf(&doc, key, err,
-					 "unknown key '%s' in repository.yaml; %s",
-					 key->scalar, expected);
+					 "unknown key '" EXCERPT_FMT "' in repository.yaml; %s",
+					 EXCERPT(key->scalar), expected);
 			goto out;
 		}
 	}
@@ -405,8 +406,9 @@ load_operation(struct migration *m, const struct ynode *op, struct migration_op 
 	if (op->n > 1)
 		return ydoc_errorf(&m->doc, op->keys[1], err,
 				   "an operation has one key, its kind, but this one also"
-				   " has '%s' after '%s'; start each operation with its own '- '",
-				   op->keys[1]->scalar, op->keys[0]->scalar);
+				   " has '" EXCERPT_FMT "' after '" EXCERPT_FMT "'; start each"
+				   " operation with its own '- '",
+				   EXCERPT(op->keys[1]->scalar), EXCERPT(op->keys[0]->scalar));
 	out->kind = op->keys[0]->scalar;
 	out->node = op;
 	out->args = op->items[0];
@@ -461,8 +463,9 @@ load_migration(struct migration *m, struct dbphase_error *err)
 			ops_key = key;
 			ops = value;
 		} else {
-			rc = ydoc_errorf(&m->doc, key, err, "unknown key '%s' in migration; %s",
-					 key->scalar, expected);
+			rc = ydoc_errorf(&m->doc, key, err,
+					 "unknown key '" EXCERPT_FMT "' in migration; %s",
+					 EXCERPT(key->scalar), expected);
 			goto out;
 		}
 	}
@@ -564,7 +567,8 @@ repo_load(struct repo *repo, const char *dir, const char *extension,
 		path = xasprintf("%s/extensions/%s", top, extension);
 		if (!valid_extension_name(extension) || !is_dir(path)) {
 			rc = err_setf(err, DBPHASE_EBADINPUT,
-				      "no extension '%s' in '%s/extensions'", extension, top);
+				      "no extension '" EXCERPT_FMT "' in '%s/extensions'",
+				      EXCERPT(extension), top);
 			goto out;
 		}
 		repo->dir = path;

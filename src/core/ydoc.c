@@ -12,12 +12,15 @@
  *   - aliases (at the alias) and anchors (at the anchor, when no alias used
  *     it first): a migration file says what it means in place;
  *   - a key that is not a scalar, and a key written twice in one mapping
- *     (at the second, naming the line of the first);
+ *     (at the second, naming the line of the first; checked when the
+ *     mapping ends, by sorting its keys, so that a mapping of n keys costs
+ *     n log n comparisons whatever the keys are);
  *   - a second document in the stream;
  *   - a string holding a NUL character (C strings would silently cut it);
  *   - nesting deeper than YDOC_MAX_DEPTH (keeps every recursive walk of
  *     the tree, here and in the planner, safe on hostile input).
- * libyaml's marks are 0-based; ynode line/col are 1-based.
+ * libyaml's marks are 0-based; ynode line/col are 1-based.  Messages quote
+ * names and values through core/excerpt.h, so their length is bounded.
  */
 #include "core/ydoc.h"
 
@@ -30,6 +33,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "core/excerpt.h"
 #include "core/fileio.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
@@ -202,7 +206,6 @@ attach(struct ydoc_builder *b, struct ynode *node, struct dbphase_error *err)
 {
 	struct ydoc_frame *f;
 	struct ynode *parent;
-	size_t i;
 
 	if (b->depth == 0) {
 		b->doc->root = node;
@@ -223,15 +226,6 @@ attach(struct ydoc_builder *b, struct ynode *node, struct dbphase_error *err)
 			ynode_free(node);
 			return DBPHASE_EBADINPUT;
 		}
-		for (i = 0; i < parent->n; i++) {
-			if (strcmp(parent->keys[i]->scalar, node->scalar) == 0) {
-				ydoc_errorf(b->doc, node, err,
-					    "duplicate key '%s' (first written at line %d)",
-					    node->scalar, parent->keys[i]->line);
-				ynode_free(node);
-				return DBPHASE_EBADINPUT;
-			}
-		}
 		f->pending_key = node;
 		return 0;
 	}
@@ -242,6 +236,62 @@ attach(struct ydoc_builder *b, struct ynode *node, struct dbphase_error *err)
 	parent->n++;
 	f->pending_key = NULL;
 	return 0;
+}
+
+/* A key of a mapping and where it was written among the mapping's keys. */
+struct ydoc_key_ref {
+	const struct ynode *key;
+	size_t index;
+};
+
+static int
+cmp_key_ref(const void *a, const void *b)
+{
+	const struct ydoc_key_ref *x = a, *y = b;
+	int c = strcmp(x->key->scalar, y->key->scalar);
+
+	if (c != 0)
+		return c;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/*
+ * Refuse a key written twice in map, at the earliest second writing, naming
+ * the line of the first.  Sorting the keys (equal keys in the order
+ * written) puts every repeat right after the key it repeats.
+ */
+static int
+check_duplicate_keys(struct ydoc_builder *b, const struct ynode *map,
+		     struct dbphase_error *err)
+{
+	struct ydoc_key_ref *refs;
+	const struct ydoc_key_ref *first = NULL, *again = NULL;
+	size_t i;
+
+	if (map->n < 2)
+		return 0;
+	refs = xcalloc(map->n, sizeof(*refs));
+	for (i = 0; i < map->n; i++) {
+		refs[i].key = map->keys[i];
+		refs[i].index = i;
+	}
+	qsort(refs, map->n, sizeof(*refs), cmp_key_ref);
+	for (i = 1; i < map->n; i++) {
+		if (strcmp(refs[i - 1].key->scalar, refs[i].key->scalar) != 0)
+			continue;
+		if (i >= 2 && strcmp(refs[i - 2].key->scalar, refs[i].key->scalar) == 0)
+			continue;	/* a third writing: the second is earlier */
+		if (again == NULL || refs[i].index < again->index) {
+			first = &refs[i - 1];
+			again = &refs[i];
+		}
+	}
+	if (again != NULL)
+		ydoc_errorf(b->doc, again->key, err,
+			    "duplicate key '" EXCERPT_FMT "' (first written at line %d)",
+			    EXCERPT(again->key->scalar), first->key->line);
+	free(refs);
+	return again != NULL ? DBPHASE_EBADINPUT : 0;
 }
 
 /* A new mapping or sequence: attach it, then open it. */
@@ -302,19 +352,19 @@ handle_event(struct ydoc_builder *b, const yaml_event_t *ev, struct dbphase_erro
 	case YAML_DOCUMENT_END_EVENT:
 		if (b->anchor != NULL)
 			return ydoc_error_at(b->doc, b->anchor_line, b->anchor_col, err,
-					     "anchor '&%s' is not allowed; write the value"
-					     " in place", b->anchor);
+					     "anchor '&" EXCERPT_FMT "' is not allowed; write"
+					     " the value in place", EXCERPT(b->anchor));
 		return 0;
 	case YAML_ALIAS_EVENT:
 		alias = (const char *)ev->data.alias.anchor;
 		if (b->anchor != NULL && strcmp(b->anchor, alias) == 0)
 			return ydoc_error_at(b->doc, line, col, err,
-					     "alias '*%s' is not allowed; write the value"
-					     " in place (anchor at line %d)",
-					     alias, b->anchor_line);
+					     "alias '*" EXCERPT_FMT "' is not allowed; write the"
+					     " value in place (anchor at line %d)",
+					     EXCERPT(alias), b->anchor_line);
 		return ydoc_error_at(b->doc, line, col, err,
-				     "alias '*%s' is not allowed; write the value in place",
-				     alias);
+				     "alias '*" EXCERPT_FMT "' is not allowed; write the value"
+				     " in place", EXCERPT(alias));
 	case YAML_SCALAR_EVENT:
 		note_anchor(b, ev->data.scalar.anchor, ev->start_mark);
 		return add_scalar(b, ev, err);
@@ -331,6 +381,8 @@ handle_event(struct ydoc_builder *b, const yaml_event_t *ev, struct dbphase_erro
 		f = &b->stack[--b->depth];
 		ynode_free(f->pending_key);	/* cannot happen either */
 		f->pending_key = NULL;
+		if (f->node->kind == YNODE_MAP)
+			return check_duplicate_keys(b, f->node, err);
 		return 0;
 	case YAML_NO_EVENT:
 	case YAML_STREAM_START_EVENT:
@@ -475,7 +527,7 @@ static char *
 found_text(const struct ynode *node)
 {
 	if (node != NULL && node->kind == YNODE_SCALAR && !ynode_is_null(node))
-		return xasprintf("'%s'", node->scalar);
+		return xasprintf("'" EXCERPT_FMT "'", EXCERPT(node->scalar));
 	return xstrdup(ynode_kind_name(node));
 }
 
@@ -540,7 +592,8 @@ ynode_int(const struct ydoc *doc, const struct ynode *node, const char *what,
 		if (v > (limit - digit) / 10)
 			return ydoc_errorf(doc, node, err,
 					   "%s must be an integer from %" PRId64 " to %" PRId64
-					   ", not '%s'", what, INT64_MIN, INT64_MAX, node->scalar);
+					   ", not '" EXCERPT_FMT "'", what, INT64_MIN, INT64_MAX,
+					   EXCERPT(node->scalar));
 		v = v * 10 + digit;
 	}
 	if (negative)

@@ -299,3 +299,23 @@ db_sql_session_id(enum db_backend backend)
 	}
 	return "0";
 }
+
+char *
+db_lock_timeout_sql(enum db_backend backend, int timeout_ms)
+{
+	long s = timeout_ms > 0 ? ((long)timeout_ms + 999) / 1000 : 0;
+
+	switch (backend) {
+	case DB_BACKEND_POSTGRESQL:
+		return xasprintf("SET lock_timeout = '%dms'", timeout_ms > 0 ? timeout_ms : 0);
+	case DB_BACKEND_MYSQL:
+		if (s == 0)
+			return xstrdup("SET SESSION lock_wait_timeout = DEFAULT, "
+				       "SESSION innodb_lock_wait_timeout = DEFAULT");
+		return xasprintf("SET SESSION lock_wait_timeout = %ld, "
+				 "SESSION innodb_lock_wait_timeout = %ld", s, s);
+	case DB_BACKEND_SQLITE:
+		return xasprintf("PRAGMA busy_timeout = %d", timeout_ms > 0 ? timeout_ms : 0);
+	}
+	return xstrdup("");
+}

@@ -233,7 +233,10 @@ struct db_driver {
 		    struct dbphase_error *err);
 	/* Milliseconds until a DB_WANT_TIMEOUT wait expires (MariaDB). */
 	int (*timeout_ms)(struct db_conn *conn);
-	/* Ask the server to cancel the running statement (from any thread). */
+	/*
+	 * Ask the server to cancel the running statement (from any thread);
+	 * the statement then fails with DBPHASE_ECANCELLED.
+	 */
 	int (*cancel)(struct db_conn *conn, struct dbphase_error *err);
 
 	/* Quote an identifier for this dialect ("x", `x`). */
@@ -284,6 +287,17 @@ const char *db_sql_now_epoch(enum db_backend backend);
 
 /* SQL for the server's id of the current session (0 on SQLite). */
 const char *db_sql_session_id(enum db_backend backend);
+
+/*
+ * The statement that gives a session a lock timeout of timeout_ms (0 or
+ * less: the server's default), as the drivers' set_lock_timeout sets it,
+ * so that `plan --sql` prints what the executor does.  PostgreSQL:
+ * lock_timeout; MariaDB: lock_wait_timeout (metadata locks) and
+ * innodb_lock_wait_timeout (row locks), in whole seconds rounded up;
+ * SQLite: PRAGMA busy_timeout (the driver sets the same value through
+ * sqlite3_busy_timeout).  Caller frees.
+ */
+char *db_lock_timeout_sql(enum db_backend backend, int timeout_ms);
 
 /* Thin wrappers, so that callers read conn-first. */
 static inline int

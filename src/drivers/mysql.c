@@ -66,6 +66,8 @@ extern const struct db_driver db_mysql_driver;
 #define MDB_ER_LOCK_WAIT_TIMEOUT	1205
 #define MDB_ER_LOCK_DEADLOCK		1213
 #define MDB_ER_QUERY_INTERRUPTED	1317
+#define MDB_ER_STATEMENT_TIMEOUT	1969	/* MariaDB: max_statement_time */
+#define MDB_ER_QUERY_TIMEOUT		3024	/* MySQL: max_execution_time */
 #define MDB_ER_NO_SUCH_THREAD		1094
 #define MDB_ER_CONNECTION_KILLED	1927	/* MariaDB */
 #define MDB_ER_SERVER_SHUTDOWN		1053	/* the server is shutting down */
@@ -177,8 +179,10 @@ mdb_error(struct dbphase_error *err, bool is_mariadb, unsigned code,
 	case MDB_CR_SERVER_LOST_EXTENDED:
 		retryable = true;
 		break;
-	case MDB_ER_QUERY_INTERRUPTED:	/* KILL QUERY, i.e. our cancel() */
-		kind = DBPHASE_EINTERRUPTED;
+	case MDB_ER_QUERY_INTERRUPTED:	/* KILL QUERY: our cancel() or another session's */
+	case MDB_ER_STATEMENT_TIMEOUT:
+	case MDB_ER_QUERY_TIMEOUT:
+		kind = DBPHASE_ECANCELLED;
 		break;
 	}
 	if (sqlstate == NULL || *sqlstate == '\0')
@@ -1273,18 +1277,9 @@ static int
 mdb_set_lock_timeout(struct db_conn *conn, int timeout_ms,
 		     struct dbphase_error *err)
 {
-	char *sql;
+	char *sql = db_lock_timeout_sql(DB_BACKEND_MYSQL, timeout_ms);
 	int rc;
 
-	if (timeout_ms <= 0) {
-		sql = xstrdup("SET SESSION lock_wait_timeout = DEFAULT, "
-			      "SESSION innodb_lock_wait_timeout = DEFAULT");
-	} else {
-		long s = ((long)timeout_ms + 999) / 1000;
-
-		sql = xasprintf("SET SESSION lock_wait_timeout = %ld, "
-				"SESSION innodb_lock_wait_timeout = %ld", s, s);
-	}
 	rc = mdb_exec(conn, sql, err);
 	free(sql);
 	return rc;

@@ -14,7 +14,8 @@
  *
  *   Errors are classified by SQLSTATE only (never by message text), in
  *   pg_conn_fail(): 55P03 is a lock timeout, serialization failures,
- *   deadlocks and lost connections are retryable, a cancelled query is not.
+ *   deadlocks and lost connections are retryable, a cancelled query
+ *   (57014: cancel or statement timeout) is DBPHASE_ECANCELLED and is not.
  *
  *   The named lock is a session-level advisory lock keyed by a 64-bit
  *   FNV-1a hash of the name computed here, so that every dbphase agrees on
@@ -177,7 +178,8 @@ pg_conn_fail(struct pg_conn *pc, const PGresult *res, struct dbphase_error *err)
 	} else if (pg_sqlstate_is(state, "40001") ||	/* serialization_failure */
 		   pg_sqlstate_is(state, "40P01")) {	/* deadlock_detected */
 		retryable = true;
-	} else if (pg_sqlstate_is(state, "57014")) {	/* query_canceled */
+	} else if (pg_sqlstate_is(state, "57014")) {	/* query_canceled, statement_timeout */
+		code = DBPHASE_ECANCELLED;
 		retryable = false;
 	} else if (pg_sqlstate_is(state, "57P01") ||	/* admin_shutdown */
 		   pg_sqlstate_is(state, "57P02") ||	/* crash_shutdown */
@@ -748,7 +750,7 @@ static int
 pg_drv_set_lock_timeout(struct db_conn *conn, int timeout_ms,
 			struct dbphase_error *err)
 {
-	char *sql = xasprintf("SET lock_timeout = '%dms'", timeout_ms > 0 ? timeout_ms : 0);
+	char *sql = db_lock_timeout_sql(DB_BACKEND_POSTGRESQL, timeout_ms);
 	int rc = pg_drv_exec(conn, sql, err);
 
 	free(sql);

@@ -47,8 +47,8 @@ sqlite_fail(struct sqlite_conn *c, int rc, const char *what,
 	if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
 		code = DBPHASE_ELOCK_TIMEOUT;
 		retry = true;
-	} else if (primary == SQLITE_INTERRUPT) {
-		code = DBPHASE_EINTERRUPTED;
+	} else if (primary == SQLITE_INTERRUPT) {	/* our cancel() */
+		code = DBPHASE_ECANCELLED;
 	}
 	err_setf(err, code, "%s%s%s (sqlite %s)", what ? what : "", what ? ": " : "",
 		 sqlite3_errmsg(c->db), sqlite3_errstr(ext));

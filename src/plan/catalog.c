@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/excerpt.h"
 #include "core/fileio.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
@@ -153,8 +154,8 @@ check_keys(const struct ydoc *doc, const struct ynode *map, const char *const *k
 				break;
 		if (*k == NULL)
 			return ydoc_errorf(doc, map->keys[i], err,
-					   "unknown key '%s' in %s", map->keys[i]->scalar,
-					   where);
+					   "unknown key '" EXCERPT_FMT "' in %s",
+					   EXCERPT(map->keys[i]->scalar), where);
 	}
 	return 0;
 }

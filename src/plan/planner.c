@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/excerpt.h"
 #include "core/sqllex.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
@@ -442,8 +443,8 @@ expr_text_for(struct op_ctx *c, const struct ynode *node, const char *what, bool
 
 		if (strcmp(k, "all") != 0 && db_backend_from_name(k) < 0)
 			return op_error(c, node->keys[i],
-					"unknown backend '%s' in %s; expected all, postgresql, mysql or sqlite",
-					k, what);
+					"unknown backend '" EXCERPT_FMT "' in %s; expected all, postgresql,"
+					" mysql or sqlite", EXCERPT(k), what);
 		if (node->items[i]->kind != YNODE_SCALAR)
 			return op_error(c, node->items[i], "%s for '%s' must be a string", what, k);
 	}
@@ -669,8 +670,9 @@ parse_column_def(struct op_ctx *c, const struct ynode *node, struct model_column
 				break;
 		if (*k == NULL)
 			return op_error(c, node->keys[i],
-					"unknown column field '%s'; expected name, type, nullable, default, primary_key, autoincrement",
-					node->keys[i]->scalar);
+					"unknown column field '" EXCERPT_FMT "'; expected name, type,"
+					" nullable, default, primary_key, autoincrement",
+					EXCERPT(node->keys[i]->scalar));
 	}
 	if (!(v = ynode_get(node, "name")))
 		return op_error(c, node, "a column needs 'name'");
@@ -858,8 +860,8 @@ check_param_value(struct op_ctx *c, const struct catalog_param *p, const struct 
 		if ((rc = arg_str(c, v, what, &s)) < 0)
 			return rc;
 		if (!valid_identifier(s))
-			return op_error(c, v, "'%s' is not a valid name (1 to %d characters)", s,
-					NAME_MAX_LEN);
+			return op_error(c, v, "'" EXCERPT_FMT "' is not a valid name (1 to %d"
+					" characters)", EXCERPT(s), NAME_MAX_LEN);
 		if (p->kind == PARAM_TABLE && !model_table(c->model, s))
 			return missing_table(c, v, s);
 		if (p->kind == PARAM_TABLE) {
@@ -1039,8 +1041,8 @@ check_params(struct op_ctx *c)
 	for (i = 0; i < args->n; i++) {
 		if (!catalog_op_param(c->cop, args->keys[i]->scalar)) {
 			param_names(c, &names);
-			rc = op_error(c, args->keys[i], "unknown field '%s'; expected one of: %s",
-				      args->keys[i]->scalar, names.buf);
+			rc = op_error(c, args->keys[i], "unknown field '" EXCERPT_FMT "'; expected"
+				      " one of: %s", EXCERPT(args->keys[i]->scalar), names.buf);
 			goto out;
 		}
 	}
@@ -2017,6 +2019,18 @@ model_index_from_args(struct op_ctx *c, bool unique, const char *what)
 	if (model_find_index(c->model, name, NULL))
 		return op_error(c, ynode_get(c->mop->args, "name"), "%s '%s' already exists",
 				what, name);
+	/* MariaDB indexes TEXT/BLOB only by a prefix, which dbphase cannot give. */
+	for (i = 0; c->backend == DB_BACKEND_MYSQL && i < cols->n; i++) {
+		const struct model_column *col = model_column(t, cols->items[i]->scalar);
+
+		if (col && type_is_unbounded(col->type))
+			return op_error(c, cols->items[i],
+					"column '%s' is %s, which MariaDB can index only by a prefix"
+					" length, and %s takes none: index a varchar(n) column, or"
+					" write the index in an 'sql' operation with the prefix"
+					" (e.g. mysql: CREATE INDEX %s ON %s (%s(191)))",
+					col->name, col->type, c->mop->kind, name, t->name, col->name);
+	}
 	names = xcalloc(cols->n, sizeof(char *));
 	for (i = 0; i < cols->n; i++)
 		names[i] = cols->items[i]->scalar;
@@ -2564,9 +2578,9 @@ sql_undo(struct op_ctx *c)
 			int b = db_backend_from_name(u->keys[i]->scalar);
 
 			if (b < 0 && strcmp(u->keys[i]->scalar, "all") != 0)
-				return op_error(c, u->keys[i], "unknown backend '%s' in 'undo'; "
-						"expected all, postgresql, mysql or sqlite",
-						u->keys[i]->scalar);
+				return op_error(c, u->keys[i], "unknown backend '" EXCERPT_FMT "' in"
+						" 'undo'; expected all, postgresql, mysql or sqlite",
+						EXCERPT(u->keys[i]->scalar));
 			if (b == (int)c->backend)
 				v = u->items[i];
 		}
@@ -3212,7 +3226,8 @@ plan_migration(struct plan *plan, const struct repo *repo, const struct catalog 
 			char *names = catalog_names(cat);
 
 			rc = ydoc_errorf(&mig->doc, mop->node, err,
-					 "unknown operation '%s'; expected one of: %s", mop->kind, names);
+					 "unknown operation '" EXCERPT_FMT "'; expected one of: %s",
+					 EXCERPT(mop->kind), names);
 			free(names);
 			break;
 		}

@@ -164,3 +164,10 @@ type_render_cast(const char *text, enum db_backend backend, struct strbuf *out)
 	}
 	return false;
 }
+
+bool
+type_is_unbounded(const char *text)
+{
+	return strcasecmp(text, "text") == 0 || strcasecmp(text, "bytes") == 0 ||
+	       strcasecmp(text, "json") == 0;
+}

@@ -39,4 +39,10 @@ bool type_is_string(const char *text);
  */
 bool type_render_cast(const char *text, enum db_backend backend, struct strbuf *out);
 
+/*
+ * True for text, bytes and json: MariaDB stores them as TEXT or BLOB,
+ * which an index covers only up to a prefix length.
+ */
+bool type_is_unbounded(const char *text);
+
 #endif

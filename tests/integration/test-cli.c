@@ -517,6 +517,80 @@ BACKEND_TEST(cli, bad_migration_exits_65_and_touches_nothing)
 	cenv_close(&c);
 }
 
+/*
+ * SIGINT or SIGTERM while the repository is still loading ends dbphase at
+ * once with 130 and a message; nothing was changed (a signal only set a
+ * flag no loader looked at, so a large repository could not be stopped).
+ * repository.yaml is a FIFO that is never written: once the test's open
+ * for writing succeeds, dbphase is inside the loader, and stays there.
+ */
+BACKEND_TEST(cli, signal_while_loading_exits_130_at_once)
+{
+	static const int sigs[] = { SIGINT, SIGTERM };
+	struct cenv c;
+	size_t i;
+
+	cenv_open(&c, *backend, (const char *const[]){ v1_items }, 1);
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		char *fifo = xasprintf("%s/repository.yaml", c.dir);
+		char *errf = xasprintf("%s/stderr", c.dir);
+		char *argv[] = { "--database", c.db.url, "--repository", c.dir, "db_sync", NULL };
+		char *err;
+		double deadline = mono_s() + 60;
+		pid_t pid;
+		int fd = -1, status = 0, code;
+
+		unlink(fifo);
+		cr_assert_eq(mkfifo(fifo, 0600), 0, "mkfifo: %s", strerror(errno));
+		pid = spawn_dbphase(argv, NULL, errf, NULL);
+		while (fd < 0) {
+			fd = open(fifo, O_WRONLY | O_NONBLOCK);
+			if (fd >= 0)
+				break;
+			cr_assert_eq(errno, ENXIO, "open fifo: %s", strerror(errno));
+			code = (int)waitpid(pid, &status, WNOHANG);
+			cr_assert_eq(code, 0, "[%s] dbphase ended before reading repository.yaml"
+				     " (%d, %s, status %d)", bname(&c), code, strerror(errno), status);
+			cr_assert_lt(mono_s(), deadline, "[%s] dbphase never opened repository.yaml",
+				     bname(&c));
+			sleep_ms(20);
+		}
+		cr_assert_eq(kill(pid, sigs[i]), 0);
+		/* Not a timing assertion: a bound so that a deaf process fails, not hangs. */
+		deadline = mono_s() + 60;
+		while ((code = (int)waitpid(pid, &status, WNOHANG)) == 0 && mono_s() < deadline)
+			sleep_ms(20);
+		if (code == 0) {
+			kill(pid, SIGKILL);
+			wait_child(pid);
+		}
+		close(fd);
+		cr_assert_neq(code, 0, "[%s] %s did not stop dbphase while loading", bname(&c),
+			      strsignal(sigs[i]));
+		code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		err = slurp(errf);
+		cr_assert_eq(code, 130, "[%s] %s while loading: exit %d, stderr: %s", bname(&c),
+			     strsignal(sigs[i]), code, err);
+		cr_assert_str_eq(err, sigs[i] == SIGINT ?
+				 "dbphase: stopped by SIGINT before anything was changed\n" :
+				 "dbphase: stopped by SIGTERM before anything was changed\n");
+		free(err);
+		unlink(fifo);
+		free(fifo);
+		free(errf);
+	}
+	{
+		char *tables = app_tables(c.conn);
+		bool exist = true;
+
+		cr_assert_str_eq(tables, "", "[%s] tables were created: %s", bname(&c), tables);
+		free(tables);
+		cr_assert_eq(c.conn->drv->table_exists(c.conn, "dbphase_version", &exist, NULL), 0);
+		cr_assert(!exist, "[%s] dbphase's tables were created", bname(&c));
+	}
+	cenv_close(&c);
+}
+
 /* ---- unreachable: 69, password masked everywhere ------------------------------ */
 
 /* A port on 127.0.0.1 that nothing listens on. */

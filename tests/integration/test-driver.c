@@ -5,8 +5,10 @@
 #include "config.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/xmalloc.h"
 #include "testlib.h"
@@ -332,6 +334,111 @@ BACKEND_TEST(driver, quoting_round_trips_odd_names)
 		free(v);
 		strbuf_release(&sql);
 	}
+	teardown(&f);
+}
+
+/* The session holds what db_lock_timeout_sql says, which `plan --sql` prints. */
+BACKEND_TEST(driver, lock_timeout_is_what_plan_prints)
+{
+	static const char *const show[] = {
+		[DB_BACKEND_SQLITE] = "PRAGMA busy_timeout",
+		[DB_BACKEND_POSTGRESQL] = "SELECT current_setting('lock_timeout')",
+		[DB_BACKEND_MYSQL] = "SELECT CONCAT(@@SESSION.lock_wait_timeout, ' ', "
+				     "@@SESSION.innodb_lock_wait_timeout)",
+	};
+	static const char *const want[] = {
+		[DB_BACKEND_SQLITE] = "1500",
+		[DB_BACKEND_POSTGRESQL] = "1500ms",
+		[DB_BACKEND_MYSQL] = "2 2",
+	};
+	struct dbphase_error err = DBPHASE_ERROR_INIT;
+	struct fixture f;
+	char *v, *sql;
+
+	setup(&f, *backend);
+	cr_assert_eq(f.conn->drv->set_lock_timeout(f.conn, 1500, &err), 0, "%s", err.message);
+	v = test_query_value(f.conn, show[*backend]);
+	cr_assert_str_eq(v, want[*backend], "[%s] lock timeout %s", bname(&f), v);
+	free(v);
+	/* The printed statement sets the same on a fresh session. */
+	db_close(f.conn);
+	f.conn = test_db_connect(&f.db);
+	sql = db_lock_timeout_sql(*backend, 1500);
+	test_exec(f.conn, sql);
+	v = test_query_value(f.conn, show[*backend]);
+	cr_assert_str_eq(v, want[*backend], "[%s] after %s: %s", bname(&f), sql, v);
+	free(v);
+	free(sql);
+	teardown(&f);
+}
+
+struct cancel_later {
+	struct db_conn *conn;
+	int rc;
+};
+
+static void *
+cancel_later_run(void *p)
+{
+	struct cancel_later *cl = p;
+	struct dbphase_error err = DBPHASE_ERROR_INIT;
+
+	usleep(300 * 1000);
+	cl->rc = cl->conn->drv->cancel(cl->conn, &err);
+	err_release(&err);
+	return NULL;
+}
+
+/*
+ * A statement the server stops on request is one error class on every
+ * backend: DBPHASE_ECANCELLED, not retryable, whether the driver's cancel
+ * stopped it or a statement timeout (PostgreSQL said DBPHASE_EDB, MariaDB
+ * and SQLite DBPHASE_EINTERRUPTED, which is dbphase's own stop by a
+ * signal).  A lock timeout stays DBPHASE_ELOCK_TIMEOUT (the test below).
+ */
+BACKEND_TEST(driver, cancelled_statement_is_one_class)
+{
+	static const char *const slow[] = {
+		[DB_BACKEND_SQLITE] = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
+				      "FROM c WHERE x < 2000000000) SELECT count(*) FROM c",
+		[DB_BACKEND_POSTGRESQL] = "SELECT pg_sleep(30)",
+		[DB_BACKEND_MYSQL] = "SELECT SLEEP(30)",
+	};
+	static const char *const statement_timeout[] = {
+		[DB_BACKEND_SQLITE] = NULL,	/* SQLite has none */
+		[DB_BACKEND_POSTGRESQL] = "SET statement_timeout = 300",
+		[DB_BACKEND_MYSQL] = "SET SESSION max_statement_time = 0.3",
+	};
+	struct dbphase_error err = DBPHASE_ERROR_INIT;
+	struct cancel_later cl;
+	struct fixture f;
+	pthread_t thread;
+	char *v;
+	int rc;
+
+	setup(&f, *backend);
+	cl.conn = f.conn;
+	cl.rc = -1;
+	cr_assert_eq(pthread_create(&thread, NULL, cancel_later_run, &cl), 0);
+	rc = db_exec(f.conn, slow[*backend], &err);
+	pthread_join(thread, NULL);
+	cr_assert_eq(cl.rc, 0, "[%s] cancel failed", bname(&f));
+	cr_assert_eq(rc, DBPHASE_ECANCELLED, "[%s] a cancelled statement gave %d (%s): %s",
+		     bname(&f), rc, dbphase_err_name(rc), err.message);
+	cr_assert(!err.retryable, "[%s] a cancelled statement is not retryable", bname(&f));
+	err_release(&err);
+	if (statement_timeout[*backend]) {
+		test_exec(f.conn, statement_timeout[*backend]);
+		rc = db_exec(f.conn, slow[*backend], &err);
+		cr_assert_eq(rc, DBPHASE_ECANCELLED, "[%s] a statement timeout gave %d (%s): %s",
+			     bname(&f), rc, dbphase_err_name(rc), err.message);
+		cr_assert(!err.retryable, "[%s] a statement timeout is not retryable", bname(&f));
+		err_release(&err);
+	}
+	/* The session is usable afterwards. */
+	v = test_query_value(f.conn, "SELECT 7");
+	cr_assert_str_eq(v, "7");
+	free(v);
 	teardown(&f);
 }
 

@@ -646,7 +646,7 @@ MDB_TEST(cancel_from_another_thread)
 	long start = now_ms();
 
 	cr_assert_eq(pthread_create(&thread, NULL, cancel_later, &arg), 0);
-	cr_assert_eq(db_exec(conn, "SELECT SLEEP(10)", &err), DBPHASE_EINTERRUPTED,
+	cr_assert_eq(db_exec(conn, "SELECT SLEEP(10)", &err), DBPHASE_ECANCELLED,
 		     "%s", err.message ? err.message : "no error");
 	pthread_join(thread, NULL);
 	cr_assert_eq(arg.rc, 0);
@@ -664,14 +664,14 @@ MDB_TEST(async_cancel)
 	char *v;
 
 	cr_assert_eq(run_async(conn, "SELECT SLEEP(10)", NULL, 0, 200, &res, &err),
-		     DBPHASE_EINTERRUPTED, "%s", err.message ? err.message : "no error");
+		     DBPHASE_ECANCELLED, "%s", err.message ? err.message : "no error");
 	cr_assert_lt(now_ms() - start, 5000);
 	cr_assert_eq(err.server_code, 1317);
 	/* The same with a prepared statement. */
 	start = now_ms();
 	cr_assert_eq(run_async(conn, "SELECT SLEEP($1)", (struct db_param[]){ DB_INT(10) },
 			       1, 200, &res, &err),
-		     DBPHASE_EINTERRUPTED, "%s", err.message ? err.message : "no error");
+		     DBPHASE_ECANCELLED, "%s", err.message ? err.message : "no error");
 	cr_assert_lt(now_ms() - start, 5000);
 	/* The session survives a cancel; cancel while idle is harmless. */
 	cr_assert_eq(conn->drv->cancel(conn, &err), 0);

@@ -642,7 +642,8 @@ PG_TEST(async_cancel)
 	struct db_result *res = NULL;
 	long start = now_ms(), took;
 
-	cr_assert_eq(run_async(conn, "SELECT pg_sleep(10)", NULL, 0, 200, &res, &err), DBPHASE_EDB);
+	cr_assert_eq(run_async(conn, "SELECT pg_sleep(10)", NULL, 0, 200, &res, &err),
+		     DBPHASE_ECANCELLED);
 	took = now_ms() - start;
 	cr_assert_str_eq(err.sqlstate, "57014");
 	cr_assert(!err.retryable);
@@ -680,7 +681,7 @@ PG_TEST(cancel_from_another_thread)
 	long start = now_ms();
 
 	cr_assert_eq(pthread_create(&th, NULL, cancel_later, &arg), 0);
-	cr_assert_eq(db_exec(conn, "SELECT pg_sleep(10)", &err), DBPHASE_EDB);
+	cr_assert_eq(db_exec(conn, "SELECT pg_sleep(10)", &err), DBPHASE_ECANCELLED);
 	pthread_join(th, NULL);
 	cr_assert_eq(arg.rc, 0);
 	cr_assert_str_eq(err.sqlstate, "57014");

@@ -1098,6 +1098,104 @@ Test(plan, refuses_an_unknown_operation)
 	free(names);
 }
 
+/* A 1 MB name is quoted in the message only in part, cut with "...". */
+Test(plan, long_name_cut_in_message)
+{
+	struct strbuf text = STRBUF_INIT, want = STRBUF_INIT;
+	int i;
+
+	strbuf_addstr(&text, "operations:\n  - add_column:\n      table: ");
+	for (i = 0; i < 1024 * 1024; i++)
+		strbuf_addch(&text, 't');
+	strbuf_addstr(&text, "\n      column: {name: c, type: text}\n");
+	write_versions(refuse_v1, text.buf);
+	strbuf_addstr(&want, "%D/versions/002_new.yaml:3:14: add_column: '");
+	for (i = 0; i < 80; i++)
+		strbuf_addch(&want, 't');
+	strbuf_addstr(&want, "...' is not a valid name (1 to 63 characters)");
+	build_fails(want.buf);
+	strbuf_release(&text);
+	strbuf_release(&want);
+}
+
+/*
+ * MariaDB indexes a TEXT or BLOB column only by a prefix length, which
+ * add_index and add_unique cannot give: refused when planning for MariaDB
+ * (a unique one failed at run time, half way through expand), at the
+ * column, and accepted on the other backends.
+ */
+Test(plan, mariadb_refuses_an_index_on_text_without_a_prefix)
+{
+	static const char v1[] =
+		"operations:\n"
+		"  - create_table:\n"
+		"      name: docs\n"
+		"      columns:\n"
+		"        - {name: id, type: bigint, primary_key: true}\n"
+		"        - {name: title, type: \"varchar(100)\"}\n"
+		"        - {name: body, type: text}\n"
+		"        - {name: raw, type: bytes}\n"
+		"        - {name: meta, type: json}\n";
+	static const struct {
+		const char *v2;
+		const char *message;	/* for MariaDB */
+	} cases[] = {
+		{ "operations:\n  - add_index: {table: docs, name: ix_body, columns: [title, body]}\n",
+		  "%D/versions/002_new.yaml:2:62: add_index: column 'body' is text, which MariaDB"
+		  " can index only by a prefix length, and add_index takes none: index a"
+		  " varchar(n) column, or write the index in an 'sql' operation with the prefix"
+		  " (e.g. mysql: CREATE INDEX ix_body ON docs (body(191)))" },
+		{ "operations:\n  - add_index: {table: docs, name: ix_raw, columns: [raw], unique: true}\n",
+		  "%D/versions/002_new.yaml:2:54: add_index: column 'raw' is bytes, which MariaDB"
+		  " can index only by a prefix length, and add_index takes none: index a"
+		  " varchar(n) column, or write the index in an 'sql' operation with the prefix"
+		  " (e.g. mysql: CREATE INDEX ix_raw ON docs (raw(191)))" },
+		{ "operations:\n  - add_unique: {table: docs, name: uq_meta, columns: [meta]}\n",
+		  "%D/versions/002_new.yaml:2:56: add_unique: column 'meta' is json, which MariaDB"
+		  " can index only by a prefix length, and add_unique takes none: index a"
+		  " varchar(n) column, or write the index in an 'sql' operation with the prefix"
+		  " (e.g. mysql: CREATE INDEX uq_meta ON docs (meta(191)))" },
+	};
+	size_t i;
+	int b;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		write_versions(v1, cases[i].v2);
+		for (b = 0; b < DB_BACKEND__COUNT; b++) {
+			struct dbphase_error err = DBPHASE_ERROR_INIT;
+			struct plan plan;
+			char *want;
+			int rc = build((enum db_backend)b, &plan, &err);
+
+			if (b != DB_BACKEND_MYSQL) {
+				cr_assert_eq(rc, 0, "[%s] %s", bname((enum db_backend)b), err.message);
+				plan_release(&plan);
+				continue;
+			}
+			cr_assert_eq(rc, DBPHASE_EBADINPUT, "case %zu: planned for MariaDB", i);
+			want = strdup(cases[i].message);
+			{
+				struct strbuf sb = STRBUF_INIT;
+
+				strbuf_addf(&sb, "%s%s", dir, strstr(want, "%D") + 2);
+				free(want);
+				want = strbuf_detach(&sb);
+			}
+			cr_assert_str_eq(err.message, want);
+			free(want);
+			err_release(&err);
+		}
+	}
+	/* A varchar column is indexed as it is. */
+	write_versions(v1, "operations:\n  - add_index: {table: docs, name: ix_t, columns: [title]}\n");
+	{
+		struct plan plan;
+
+		build_ok(DB_BACKEND_MYSQL, &plan);
+		plan_release(&plan);
+	}
+}
+
 Test(plan, refuses_an_unknown_field)
 {
 	write_versions(refuse_v1,
@@ -1325,6 +1423,51 @@ Test(plan, dbphase_plan_names_the_file_of_each_step)
 	cr_assert(strstr(out, "CREATE INDEX \"ix_items_name\" ON \"items\" (\"name\");"), "%s", out);
 	free(want);
 	free(out);
+}
+
+/*
+ * plan --sql starts with the lock timeout the executor sets, so that its
+ * SQL piped into psql or mariadb does not queue every query behind an
+ * ALTER waiting for its lock.
+ */
+Test(plan, plan_sql_starts_with_the_lock_timeout)
+{
+	static const struct {
+		const char *dialect;
+		const char *timeout;	/* --lock-timeout, or NULL: the default, 2000 ms */
+		const char *set;
+	} cases[] = {
+		{ "postgresql", NULL, "SET lock_timeout = '2000ms';\n" },
+		{ "postgresql", "1500", "SET lock_timeout = '1500ms';\n" },
+		{ "mysql", NULL, "SET SESSION lock_wait_timeout = 2, "
+				 "SESSION innodb_lock_wait_timeout = 2;\n" },
+		{ "mysql", "1500", "SET SESSION lock_wait_timeout = 2, "
+				   "SESSION innodb_lock_wait_timeout = 2;\n" },
+		{ "mysql", "3000", "SET SESSION lock_wait_timeout = 3, "
+				   "SESSION innodb_lock_wait_timeout = 3;\n" },
+		{ "sqlite", NULL, "PRAGMA busy_timeout = 2000;\n" },
+		{ "sqlite", "1500", "PRAGMA busy_timeout = 1500;\n" },
+	};
+	size_t i;
+
+	write_versions(golden_v1, NULL);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *args[] = { "--repository", dir, "plan", "--dialect", cases[i].dialect,
+				       "--sql", cases[i].timeout ? "--lock-timeout" : NULL,
+				       cases[i].timeout, NULL };
+		char *out = NULL, *want;
+		int rc = test_dbphase_run(args, &out);
+
+		cr_assert_eq(rc, 0, "dbphase plan exited %d:\n%s", rc, out);
+		want = xasprintf("-- plan of repository 'plan' to version 1 for %s\n"
+				 "-- dbphase runs every statement below under this lock timeout"
+				 " (--lock-timeout, lock_timeout_ms):\n%s\n-- expand\n",
+				 cases[i].dialect, cases[i].set);
+		cr_assert(strncmp(out, want, strlen(want)) == 0, "expected\n%s\ngot\n%s", want,
+			  out);
+		free(want);
+		free(out);
+	}
 }
 
 Test(plan, a_bad_repository_catalog_file_is_refused)

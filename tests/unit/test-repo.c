@@ -319,6 +319,26 @@ Test(repo, duplicate_key)
 		   "%D/versions/002_dup.yaml:4:1: duplicate key 'description' (first written at line 1)");
 }
 
+/* A 1 MB unknown key is quoted in the message only in part, cut with "...". */
+Test(repo, long_unknown_key_cut_in_message)
+{
+	struct strbuf text = STRBUF_INIT, want = STRBUF_INIT;
+	int i;
+
+	strbuf_addstr(&text, "operations:\n  - drop_table: {name: t}\n? ");
+	for (i = 0; i < 1024 * 1024; i++)
+		strbuf_addch(&text, 'x');
+	strbuf_addstr(&text, "\n: 1\n");
+	write_two("002_long.yaml", text.buf);
+	strbuf_addstr(&want, "%D/versions/002_long.yaml:3:3: unknown key '");
+	for (i = 0; i < 80; i++)
+		strbuf_addch(&want, 'x');
+	strbuf_addstr(&want, "...' in migration; expected description, operations");
+	load_fails(NULL, DBPHASE_EBADINPUT, want.buf);
+	strbuf_release(&text);
+	strbuf_release(&want);
+}
+
 Test(repo, alias)
 {
 	write_two("002_alias.yaml",

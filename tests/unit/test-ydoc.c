@@ -159,6 +159,93 @@ Test(ydoc, duplicate_key)
 	load_fails("{a: 1, \"a\": 2}\n", "t.yaml:1:8: duplicate key 'a' (first written at line 1)");
 }
 
+/*
+ * A mapping of 200,000 keys loads in a moment: the duplicate check is not
+ * quadratic (it took over 13 minutes, far past this suite's timeout).
+ */
+Test(ydoc, large_mapping_loads)
+{
+	struct dbphase_error err = DBPHASE_ERROR_INIT;
+	struct strbuf sb = STRBUF_INIT;
+	struct ydoc doc;
+	int i;
+
+	strbuf_addstr(&sb, "big:\n");
+	for (i = 0; i < 200000; i++)
+		strbuf_addf(&sb, "  k%d: v%d\n", i, i);
+	cr_assert_eq(ydoc_load_string(&doc, "big.yaml", sb.buf, sb.len, &err), 0, "%s",
+		     err.message);
+	cr_assert_eq(ynode_get(doc.root, "big")->n, 200000);
+	cr_assert_str_eq(ynode_get(doc.root, "big")->keys[199999]->scalar, "k199999");
+	ydoc_release(&doc);
+
+	/* The same with one key written again near the end: both lines named. */
+	strbuf_addstr(&sb, "  k17: again\n");
+	cr_assert_eq(ydoc_load_string(&doc, "big.yaml", sb.buf, sb.len, &err),
+		     DBPHASE_EBADINPUT);
+	cr_assert_str_eq(err.message,
+			 "big.yaml:200002:3: duplicate key 'k17' (first written at line 19)");
+	strbuf_release(&sb);
+	err_release(&err);
+}
+
+/* Of several repeated keys, the earliest repeat is reported. */
+Test(ydoc, duplicate_key_earliest_repeat)
+{
+	load_fails("z: 1\na: 1\nz: 2\na: 2\nz: 3\n",
+		   "t.yaml:3:1: duplicate key 'z' (first written at line 1)");
+	load_fails("b: 1\na: 1\nc: 1\na: 2\nb: 2\n",
+		   "t.yaml:4:1: duplicate key 'a' (first written at line 2)");
+}
+
+/* A huge key or value is quoted in a message only in part, cut with "...". */
+Test(ydoc, long_values_cut_in_messages)
+{
+	struct dbphase_error err = DBPHASE_ERROR_INIT;
+	struct strbuf sb = STRBUF_INIT, want = STRBUF_INIT;
+	const struct ynode *v;
+	struct ydoc doc;
+	bool flag;
+	int i;
+
+	/* A 1 MB key written twice (explicit keys: libyaml's plain ones stop at 1024). */
+	for (i = 0; i < 2; i++) {
+		strbuf_addstr(&sb, "? ");
+		strbuf_grow(&sb, 1024 * 1024);
+		memset(sb.buf + sb.len, 'k', 1024 * 1024);
+		strbuf_setlen(&sb, sb.len + 1024 * 1024);
+		strbuf_addstr(&sb, "\n: 1\n");
+	}
+	cr_assert_eq(ydoc_load_string(&doc, "t.yaml", sb.buf, sb.len, &err), DBPHASE_EBADINPUT);
+	strbuf_addstr(&want, "t.yaml:3:3: duplicate key '");
+	for (i = 0; i < 80; i++)
+		strbuf_addch(&want, 'k');
+	strbuf_addstr(&want, "...' (first written at line 1)");
+	cr_assert_lt(strlen(err.message), 200, "a message of %zu bytes", strlen(err.message));
+	cr_assert_str_eq(err.message, want.buf);
+
+	/* A 1 MB value of the wrong type; the cut never splits a character. */
+	strbuf_reset(&sb);
+	strbuf_addstr(&sb, "a: x");
+	for (i = 0; i < 512 * 1024; i++)
+		strbuf_addstr(&sb, "\xc3\xa9");	/* é */
+	strbuf_addch(&sb, '\n');
+	doc = load_ok(sb.buf);
+	v = ynode_get(doc.root, "a");
+	cr_assert_eq(ynode_bool(&doc, v, "'a'", &flag, &err), DBPHASE_EBADINPUT);
+	strbuf_reset(&want);
+	strbuf_addstr(&want, "t.yaml:1:4: 'a' must be true or false, not 'x");
+	for (i = 0; i < 39; i++)
+		strbuf_addstr(&want, "\xc3\xa9");
+	strbuf_addstr(&want, "...'");
+	cr_assert_lt(strlen(err.message), 200, "a message of %zu bytes", strlen(err.message));
+	cr_assert_str_eq(err.message, want.buf);
+	ydoc_release(&doc);
+	strbuf_release(&sb);
+	strbuf_release(&want);
+	err_release(&err);
+}
+
 Test(ydoc, alias_refused_at_the_alias)
 {
 	load_fails("a: &x 1\nb:\n  - *x\n",
