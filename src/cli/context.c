@@ -205,8 +205,9 @@ cli_connect(struct cli *cli)
 	return 0;
 }
 
-void
-cli_use_extension(struct cli *cli, const char *name)
+/* Release what was loaded for one repository: its state, plan, catalog and files. */
+static void
+release_repository(struct cli *cli)
 {
 	if (cli->have_state)
 		state_release(&cli->st);
@@ -217,6 +218,12 @@ cli_use_extension(struct cli *cli, const char *name)
 	if (cli->have_repo)
 		repo_release(&cli->repo);
 	cli->have_state = cli->have_plan = cli->have_cat = cli->have_repo = false;
+}
+
+void
+cli_use_extension(struct cli *cli, const char *name)
+{
+	release_repository(cli);
 	free(cli->extension);
 	cli->extension = name ? xstrdup(name) : NULL;
 }
@@ -277,15 +284,9 @@ cli_release(struct cli *cli)
 {
 	size_t i;
 
-	if (cli->have_state)
-		state_release(&cli->st);
+	/* The state before the connection it uses. */
+	release_repository(cli);
 	db_close(cli->conn);
-	if (cli->have_plan)
-		plan_release(&cli->plan);
-	if (cli->have_cat)
-		catalog_release(&cli->cat);
-	if (cli->have_repo)
-		repo_release(&cli->repo);
 	if (cli->have_url)
 		db_url_release(&cli->url);
 	if (cli->have_cfg)
