@@ -104,8 +104,10 @@ ops_phase_rc(struct ops *f, enum phase phase, int64_t version, struct dbphase_er
 	o.exec.stop = &f->stop;
 	o.exec.max_retries = 3;
 	if (f->batch_size > 0) {
+		/* Exactly batch_size rows a batch: no time target to shrink it under load. */
 		o.exec.batch_size = f->batch_size;
 		o.exec.max_batch_size = f->batch_size;
+		o.exec.batch_time_ms = 600000;
 	}
 	o.url = &f->url;
 	o.event = on_event;
