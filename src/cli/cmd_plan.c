@@ -82,7 +82,7 @@ cmd_plan(struct cli *cli, int argc, char **argv)
 	enum db_backend backend;
 	json_t *doc = NULL, *phases = NULL;
 	char *session_sql;
-	size_t i, shown = 0;
+	size_t i, k, shown = 0;
 
 	optind = 0;
 	opterr = 0;
@@ -135,7 +135,14 @@ cmd_plan(struct cli *cli, int argc, char **argv)
 		json_object_set_new(doc, "backend", json_string(db_backend_name(backend)));
 		json_object_set_new(doc, "target", json_integer(target));
 		json_object_set_new(doc, "offline", json_boolean(dialect >= 0));
-		json_object_set_new(doc, "session_sql", json_pack("[s]", session_sql));
+		{
+			json_t *list = json_array();
+
+			for (k = 0; db_session_sql(backend)[k]; k++)
+				json_array_append_new(list, json_string(db_session_sql(backend)[k]));
+			json_array_append_new(list, json_string(session_sql));
+			json_object_set_new(doc, "session_sql", list);
+		}
 	} else {
 		printf("-- plan of repository '%s' to version %lld for %s", cli->repo.id,
 		       (long long)target, db_backend_name(backend));
@@ -143,6 +150,11 @@ cmd_plan(struct cli *cli, int argc, char **argv)
 			printf(" (expanded %lld, migrated %lld, contracted %lld)", (long long)v.expand,
 			       (long long)v.migrate, (long long)v.contract);
 		printf("\n");
+		if (sql && db_session_sql(backend)[0]) {
+			printf("-- dbphase's sessions are set up so (as it does at connect):\n");
+			for (k = 0; db_session_sql(backend)[k]; k++)
+				printf("%s;\n", db_session_sql(backend)[k]);
+		}
 		if (sql)
 			printf("-- dbphase runs every statement below under this lock timeout"
 			       " (--lock-timeout, lock_timeout_ms):\n%s;\n", session_sql);

@@ -300,6 +300,27 @@ db_sql_session_id(enum db_backend backend)
 	return "0";
 }
 
+const char *const *
+db_session_sql(enum db_backend backend)
+{
+	/*
+	 * The sql_mode statement has no backslash and no double quote, so it
+	 * reads the same under any sql_mode (mysql.c's mdb_session_setup sets
+	 * the same by reading the mode, and refuses a server that keeps one).
+	 */
+	static const char *const mysql[] = {
+		"SET NAMES utf8mb4",
+		"SET time_zone = '+00:00'",
+		"SET SESSION sql_mode = TRIM(BOTH ',' FROM REGEXP_REPLACE(@@SESSION.sql_mode, "
+		"'(^|,)(NO_BACKSLASH_ESCAPES|ANSI_QUOTES|ANSI|DB2|MAXDB|MSSQL|ORACLE|POSTGRESQL)"
+		"(?=,|$)', ''))",
+		NULL,
+	};
+	static const char *const none[] = { NULL };
+
+	return backend == DB_BACKEND_MYSQL ? mysql : none;
+}
+
 char *
 db_lock_timeout_sql(enum db_backend backend, int timeout_ms)
 {

@@ -299,6 +299,15 @@ const char *db_sql_session_id(enum db_backend backend);
  */
 char *db_lock_timeout_sql(enum db_backend backend, int timeout_ms);
 
+/*
+ * The statements that give a session what dbphase's SQL is written for,
+ * in the order to run them (NULL-terminated; none on PostgreSQL and
+ * SQLite): on MariaDB utf8mb4, UTC, and an sql_mode without the flags that
+ * change what a quoted string or name means, as the driver sets them at
+ * connect, for `plan --sql` to print.  Static strings.
+ */
+const char *const *db_session_sql(enum db_backend backend);
+
 /* Thin wrappers, so that callers read conn-first. */
 static inline int
 db_exec(struct db_conn *c, const char *sql, struct dbphase_error *err)

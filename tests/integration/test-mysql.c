@@ -1101,3 +1101,33 @@ Test(mysql, not_built)
 }
 
 #endif
+
+/*
+ * What `plan --sql` prints to set a session up (db_session_sql) gives a
+ * session whatever its sql_mode what the driver gives its own: no flag
+ * that changes what a quoted string or name means, the others kept.
+ */
+Test(mysql, printed_session_setup_is_the_drivers, .init = setup_db, .fini = teardown_db)
+{
+	struct db_conn *conn = test_db_connect(&db);
+	const char *const *sql = db_session_sql(DB_BACKEND_MYSQL);
+	char *value;
+	size_t i;
+
+	test_exec(conn, "SET SESSION sql_mode = 'ANSI,NO_BACKSLASH_ESCAPES,STRICT_ALL_TABLES'");
+	for (i = 0; sql[i]; i++)
+		test_exec(conn, sql[i]);
+	value = test_query_value(conn, "SELECT @@SESSION.sql_mode");
+	cr_assert_str_eq(value, "REAL_AS_FLOAT,PIPES_AS_CONCAT,IGNORE_SPACE,STRICT_ALL_TABLES");
+	free(value);
+	test_exec(conn, "SET SESSION sql_mode = 'ANSI_QUOTES'");
+	for (i = 0; sql[i]; i++)
+		test_exec(conn, sql[i]);
+	value = test_query_value(conn, "SELECT @@SESSION.sql_mode");
+	cr_assert_str_eq(value, "");
+	free(value);
+	value = test_query_value(conn, "SELECT @@SESSION.character_set_client");
+	cr_assert_str_eq(value, "utf8mb4");
+	free(value);
+	db_close(conn);
+}
