@@ -1594,7 +1594,7 @@ refuse_contracted(struct state *st, const struct plan *plan, int64_t target,
 	struct dbphase_error why = DBPHASE_ERROR_INIT, scratch = DBPHASE_ERROR_INIT;
 	struct undo_scope sc;
 	int64_t c = target < v->contract ? v->contract : top[PHASE_CONTRACT], hi = top[0], low;
-	const char *how = target < v->contract ? "already" : "partly";
+	const char *how = target < v->contract ? "already" : "partly", *reason;
 	char *lost;
 	int rc, i;
 
@@ -1618,6 +1618,11 @@ refuse_contracted(struct state *st, const struct plan *plan, int64_t target,
 		rc = err_setf(err, rc, "%s", why.message);
 		goto out;
 	}
+	/* The step and its reason, without undo_possible's "downgrade to N refused: ". */
+	if ((reason = strstr(why.message, " refused: ")) != NULL)
+		reason += strlen(" refused: ");
+	else
+		reason = why.message;
 	/* How far back the flag could go, if anywhere. */
 	for (low = target + 1; low < hi; low++) {
 		scope_init(&sc, plan, st->conn->drv->backend, low);
@@ -1632,20 +1637,20 @@ refuse_contracted(struct state *st, const struct plan *plan, int64_t target,
 			      "downgrade to %lld refused: version %lld is %s contracted, so what only "
 			      "older code needed is gone; restore from backup (%s; a downgrade to "
 			      "%lld is possible)", (long long)target, (long long)c, how,
-			      why.message, (long long)low);
+			      reason, (long long)low);
 	else if (low < hi)
 		rc = err_setf(err, DBPHASE_EREFUSED,
 			      "downgrade to %lld refused: version %lld is %s contracted, so what only "
 			      "older code needed is gone; restore from backup (even with "
 			      "--allow-data-loss: %s; 'downgrade %lld --allow-data-loss' would take "
 			      "back versions %lld to %lld)", (long long)target, (long long)c, how,
-			      why.message, (long long)low, (long long)low + 1, (long long)hi);
+			      reason, (long long)low, (long long)low + 1, (long long)hi);
 	else
 		rc = err_setf(err, DBPHASE_EREFUSED,
 			      "downgrade to %lld refused: version %lld is %s contracted, so what only "
 			      "older code needed is gone; restore from backup (even with "
 			      "--allow-data-loss: %s)", (long long)target, (long long)c, how,
-			      why.message);
+			      reason);
 out:
 	free(lost);
 	err_release(&why);
