@@ -169,6 +169,7 @@ int cmd_downgrade(struct cli *cli, int argc, char **argv);
 int cmd_db_version(struct cli *cli, int argc, char **argv);
 int cmd_version_control(struct cli *cli, int argc, char **argv);
 int cmd_goto(struct cli *cli, int argc, char **argv);
+int cmd_forget(struct cli *cli, int argc, char **argv);
 int cmd_stamp(struct cli *cli, int argc, char **argv);
 int cmd_create_schema(struct cli *cli, int argc, char **argv);
 int cmd_plan(struct cli *cli, int argc, char **argv);

@@ -2,7 +2,8 @@
  * cli/cmd_sync.c - the commands that read or move the version row:
  * db_sync (keystone, glance's db sync), upgrade/downgrade/version_control/
  * goto (sqlalchemy-migrate, glance), stamp (Alembic, mogan), db_version and
- * version, create_schema.
+ * version, create_schema, and forget (sqlalchemy-migrate's DROP TABLE
+ * migrate_version).
  *
  * VERSION words, wherever a command takes one: a number, head (latest,
  * heads) for the repository's latest, base for 0, and for upgrade and
@@ -255,7 +256,7 @@ sync_all(struct cli *cli, int64_t target, const struct sync_opts *so)
 }
 
 static int
-downgrade_to(struct cli *cli, int64_t target, const char *command)
+downgrade_to(struct cli *cli, int64_t target, const char *command, bool allow_data_loss)
 {
 	struct machine_opts o;
 	int rc;
@@ -263,6 +264,7 @@ downgrade_to(struct cli *cli, int64_t target, const char *command)
 	if ((rc = cli_open_state_to_change(cli)) < 0)
 		return rc;
 	cli_machine_opts(cli, &o, command);
+	o.allow_data_loss = allow_data_loss;
 	return machine_downgrade(&cli->st, &cli->repo, &cli->plan, target, &o, &cli->err);
 }
 
@@ -322,7 +324,7 @@ sync_to(struct cli *cli, int64_t target, const struct sync_opts *so)
 	if ((rc = read_versions(cli, &v)) < 0)
 		return rc;
 	if (target < v.expand)
-		return downgrade_to(cli, target, so->command);
+		return downgrade_to(cli, target, so->command, false);
 	if (target == 0)
 		return 0;
 	if ((rc = check_target(cli, target)) < 0 || (rc = cli_open_state_to_change(cli)) < 0)
@@ -501,17 +503,24 @@ out:
 int
 cmd_downgrade(struct cli *cli, int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "allow-data-loss", no_argument, NULL, 'L' },
+		{ NULL, 0, NULL, 0 },
+	};
 	struct cli_args a;
 	int64_t target;
+	bool loss;
 	int rc;
 
-	if ((rc = parse_args(cli, argc, argv, no_options, 1, &a)) < 0)
+	if ((rc = parse_args(cli, argc, argv, longopts, 1, &a)) < 0)
 		return rc;
+	loss = a.n_opts > 0;
 	if (a.n_pos != 1)
 		rc = cli_usage_error(cli, "downgrade needs one VERSION (a number, base, or -N)");
 	else if ((rc = cli_load_repo(cli)) == 0 &&
 		 (rc = parse_target(cli, a.pos[0], expanded, &target)) == 0)
-		rc = downgrade_to(cli, target, "downgrade");
+		rc = downgrade_to(cli, target, loss ? "downgrade --allow-data-loss" : "downgrade",
+				  loss);
 	cli_args_release(&a);
 	return rc;
 }
@@ -579,6 +588,63 @@ cmd_version_control(struct cli *cli, int argc, char **argv)
 out:
 	cli_args_release(&a);
 	return rc;
+}
+
+/*
+ * forget: dbphase's own rows of this repository, and its tables once no
+ * other repository uses them; never an application table.  --yes is
+ * required: a tool run from scripts does not ask.
+ */
+int
+cmd_forget(struct cli *cli, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "yes", no_argument, NULL, 'y' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct machine_opts o;
+	struct cli_args a;
+	char *removed = NULL, *key;
+	bool yes;
+	int rc;
+
+	if ((rc = parse_args(cli, argc, argv, longopts, 0, &a)) < 0)
+		return rc;
+	yes = a.n_opts > 0;
+	cli_args_release(&a);
+	if ((rc = cli_load_repo(cli)) < 0)
+		return rc;
+	if (!yes) {
+		key = repo_state_key(&cli->repo);
+		rc = cli_usage_error(cli, "forget needs --yes: it removes repository '%s' from "
+				     "dbphase's tables (its rows in %s, dbphase_migrations, "
+				     "dbphase_steps, dbphase_progress, dbphase_nodes, "
+				     "dbphase_history and dbphase_locks) and drops those tables "
+				     "and dbphase_meta once no other repository uses them; the "
+				     "application's tables stay", key, cli->repo.version_table);
+		free(key);
+		return rc;
+	}
+	if ((rc = cli_open_state_to_change(cli)) < 0)
+		return rc;
+	cli_machine_opts(cli, &o, "forget");
+	if ((rc = machine_forget(&cli->st, &o, &removed, &cli->err)) < 0)
+		return rc;
+	if (cli->format == CLI_JSON) {
+		json_t *j = json_object();
+
+		json_object_set_new(j, "repository", json_string(cli->st.repo));
+		json_object_set_new(j, "forgotten", json_boolean(removed != NULL));
+		json_object_set_new(j, "detail", removed ? json_string(removed) :
+				    json_string("dbphase's tables do not exist"));
+		cli_print_json(j);
+	} else if (removed) {
+		printf("forget: %s\n", removed);
+	} else {
+		printf("forget: dbphase's tables do not exist here: nothing to forget\n");
+	}
+	free(removed);
+	return 0;
 }
 
 int

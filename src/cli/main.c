@@ -37,9 +37,15 @@ const struct cli_command cli_commands[] = {
 	  "  --force       as for db_sync --contract\n"
 	  "  --skip-verify as for db_sync --contract\n",
 	  cmd_upgrade },
-	{ "downgrade", "db downgrade|database downgrade", "VERSION",
+	{ "downgrade", "db downgrade|database downgrade", "[--allow-data-loss] VERSION",
 	  "undo the expand steps of versions above VERSION not yet contracted",
-	  "  below the last contracted version dbphase refuses: restore from backup\n",
+	  "  below the last contracted version dbphase refuses: restore from backup,\n"
+	  "  or:\n"
+	  "  --allow-data-loss  take back contracted versions too, when each of their\n"
+	  "                contract steps dropped only what those versions created:\n"
+	  "                what they created is dropped with its data (recorded in the\n"
+	  "                history as 'ok (data loss)'); a contract that dropped an\n"
+	  "                older column or table still refuses (exit 5)\n",
 	  cmd_downgrade },
 	{ "db_version", "db version|database version|current|db current", "",
 	  "print the database's version: one token, the contracted version",
@@ -56,6 +62,12 @@ const struct cli_command cli_commands[] = {
 	{ "goto", "database goto", "VERSION",
 	  "set every phase to VERSION without running migrations (recorded in history)",
 	  "", cmd_goto },
+	{ "forget", "db forget|database forget", "--yes",
+	  "remove dbphase's own tables (DROP TABLE migrate_version), nothing else",
+	  "  --yes         required: removes this repository's rows from dbphase's\n"
+	  "                tables, then the tables once no other repository uses\n"
+	  "                them; refused (exit 5) while a phase is in flight\n",
+	  cmd_forget },
 	{ "stamp", "db stamp|database stamp", "--revision VERSION | VERSION",
 	  "set every phase to VERSION without running migrations (Alembic's stamp)",
 	  "  --revision V  the version to stamp\n", cmd_stamp },

@@ -206,6 +206,8 @@ parse_create(struct lexer *lx, struct effect *e)
 		}
 		if (is_word(lx, "UNIQUE"))
 			unique = true;
+		else if (is_word(lx, "REPLACE"))
+			e->replace = true;
 		else if (!is_word(lx, "OR") && !is_word(lx, "REPLACE") &&
 			 !is_word(lx, "ALGORITHM") && !is_word(lx, "MERGE") &&
 			 !is_punct(lx, '='))
@@ -353,7 +355,217 @@ effect_release(struct effect *e)
 	free(e->table);
 	free(e->name);
 	free(e->args);
+	free(e->to);
 	memset(e, 0, sizeof(*e));
+}
+
+/* Whether the statement has ended (nothing but a ';' or the end is left). */
+static bool
+at_end(const struct lexer *lx)
+{
+	return lx->t.kind == TOK_END;
+}
+
+/* DROP TABLE/INDEX/TRIGGER/FUNCTION/VIEW [CONCURRENTLY] [IF EXISTS] name [ON table] [(args)]. */
+static void
+parse_contract_drop(struct lexer *lx, struct effect *e)
+{
+	enum effect_kind kind;
+
+	if (accept(lx, "TABLE"))
+		kind = EFFECT_TABLE;
+	else if (accept(lx, "INDEX"))
+		kind = EFFECT_INDEX;
+	else if (accept(lx, "TRIGGER"))
+		kind = EFFECT_TRIGGER;
+	else if (accept(lx, "FUNCTION"))
+		kind = EFFECT_FUNCTION;
+	else if (accept(lx, "VIEW"))
+		kind = EFFECT_VIEW;
+	else
+		return;
+	if (kind == EFFECT_INDEX)
+		accept(lx, "CONCURRENTLY");
+	accept_if_exists(lx, false);
+	if ((e->name = take_ident(lx)) == NULL)
+		return;
+	if ((kind == EFFECT_INDEX || kind == EFFECT_TRIGGER) && accept(lx, "ON") &&
+	    (e->table = take_ident(lx)) == NULL)
+		return;
+	if (kind == EFFECT_FUNCTION && is_punct(lx, '(')) {
+		while (!at_end(lx) && !is_punct(lx, ')'))
+			next(lx);
+		if (!is_punct(lx, ')'))
+			return;
+		next(lx);
+	}
+	if (!at_end(lx))
+		return;
+	e->drop = true;
+	e->kind = kind;
+}
+
+/* Whether a RENAME here gives the table itself a new name (RENAME [TO|AS] name). */
+static bool
+renames_table(const char *sql)
+{
+	struct lexer lx = { sql, { 0 } };
+	bool yes = false;
+
+	for (next(&lx); !at_end(&lx) && !yes; next(&lx)) {
+		if (!is_word(&lx, "RENAME"))
+			continue;
+		next(&lx);
+		yes = !is_word(&lx, "COLUMN") && !is_word(&lx, "INDEX") && !is_word(&lx, "KEY") &&
+		      !is_word(&lx, "CONSTRAINT");
+	}
+	free(lx.t.text);
+	return yes;
+}
+
+/*
+ * ALTER TABLE [IF EXISTS] [ONLY] table, then one DROP clause, or any
+ * other change (EFFECT_ALTER; of a column where the clause names one).
+ */
+static void
+parse_contract_alter(struct lexer *lx, const char *sql, struct effect *e)
+{
+	enum effect_kind kind = EFFECT_COLUMN;
+
+	if (!accept(lx, "TABLE"))
+		return;
+	accept_if_exists(lx, false);
+	accept(lx, "ONLY");
+	if ((e->table = take_ident(lx)) == NULL || renames_table(sql))
+		return;
+	e->kind = EFFECT_ALTER;
+	if (accept(lx, "DROP")) {
+		if (accept(lx, "CONSTRAINT"))
+			kind = EFFECT_CONSTRAINT;
+		else if (accept(lx, "FOREIGN") && accept(lx, "KEY"))
+			kind = EFFECT_FOREIGN_KEY;
+		else if (accept(lx, "INDEX") || accept(lx, "KEY"))
+			kind = EFFECT_INDEX;
+		else
+			accept(lx, "COLUMN");
+		accept_if_exists(lx, false);
+		if ((e->name = take_ident(lx)) != NULL && rest_is_harmless(lx)) {
+			e->kind = kind;
+			e->drop = true;
+			return;
+		}
+	} else if (accept(lx, "ALTER") || accept(lx, "MODIFY") || accept(lx, "CHANGE")) {
+		accept(lx, "COLUMN");
+		accept_if_exists(lx, false);
+		if ((e->name = take_ident(lx)) != NULL && rest_is_harmless(lx))
+			return;
+	}
+	/* Several clauses, or one the reader does not know: a change to the table. */
+	free(e->name);
+	e->name = NULL;
+}
+
+/*
+ * MariaDB's "BEGIN NOT ATOMIC IF [NOT] EXISTS (...) THEN stmt; END IF; END",
+ * lx at BEGIN: stmt, or NULL for any other block.  Caller frees.
+ */
+static char *
+compound_inner(struct lexer *lx)
+{
+	struct lexer rest = { NULL, { 0 } };
+	const char *start;
+	char *inner = NULL;
+	int depth = 0;
+	bool ok;
+
+	if (!accept(lx, "BEGIN") || !accept(lx, "NOT") || !accept(lx, "ATOMIC") ||
+	    !accept(lx, "IF"))
+		return NULL;
+	accept(lx, "NOT");
+	if (!accept(lx, "EXISTS") || !is_punct(lx, '('))
+		return NULL;
+	while (!at_end(lx)) {
+		if (is_punct(lx, '('))
+			depth++;
+		else if (is_punct(lx, ')') && --depth == 0)
+			break;
+		next(lx);
+	}
+	next(lx);
+	if (depth != 0 || !is_word(lx, "THEN"))
+		return NULL;
+	start = lx->t.end;
+	while (lx->t.kind != TOK_END)
+		next(lx);
+	if (*lx->p != ';')
+		return NULL;
+	rest.p = lx->p + 1;
+	next(&rest);
+	ok = accept(&rest, "END") && accept(&rest, "IF");
+	if (ok && *rest.p == ';') {
+		rest.p++;
+		next(&rest);
+		ok = accept(&rest, "END") && at_end(&rest) && *rest.p == '\0';
+	} else {
+		ok = false;
+	}
+	if (ok)
+		inner = xstrndup(start, (size_t)(lx->p - start));
+	free(rest.t.text);
+	return inner;
+}
+
+void
+effect_parse_contract(const char *sql, struct effect *e)
+{
+	struct lexer lx = { sql, { 0 } };
+	char *inner;
+
+	memset(e, 0, sizeof(*e));
+	e->kind = EFFECT_UNKNOWN;
+	next(&lx);
+	if (is_word(&lx, "BEGIN")) {
+		if ((inner = compound_inner(&lx)) != NULL)
+			effect_parse_contract(inner, e);
+		free(inner);
+		free(lx.t.text);
+		return;
+	}
+	if (accept(&lx, "DROP")) {
+		parse_contract_drop(&lx, e);
+	} else if (accept(&lx, "ALTER")) {
+		if (accept(&lx, "INDEX")) {
+			accept_if_exists(&lx, false);
+			if ((e->name = take_ident(&lx)) != NULL && accept(&lx, "RENAME") &&
+			    accept(&lx, "TO") && (e->to = take_ident(&lx)) != NULL && at_end(&lx))
+				e->kind = EFFECT_INDEX_RENAME;
+		} else {
+			/* A drop; else what it adds or validates, read as in expand. */
+			struct effect c;
+
+			parse_contract_alter(&lx, sql, e);
+			if (!e->drop) {
+				effect_parse(sql, &c);
+				if (c.kind != EFFECT_UNKNOWN) {
+					effect_release(e);
+					*e = c;
+				}
+			}
+		}
+	} else if (accept(&lx, "LOCK") || accept(&lx, "UNLOCK")) {
+		if (accept(&lx, "TABLES"))
+			e->kind = EFFECT_NONE;
+	} else {
+		effect_parse(sql, e);
+	}
+	if (e->kind == EFFECT_UNKNOWN || e->kind == EFFECT_NONE) {
+		free(e->table);
+		free(e->name);
+		free(e->to);
+		e->table = e->name = e->to = NULL;
+		e->drop = false;
+	}
+	free(lx.t.text);
 }
 
 char *
@@ -380,6 +592,11 @@ effect_describe(const struct effect *e)
 		return xasprintf("view '%s'", e->name);
 	case EFFECT_DROP_NOT_NULL:
 		return xasprintf("nullable column '%s' of '%s'", e->name, e->table);
+	case EFFECT_ALTER:
+		return e->name ? xasprintf("column '%s' of '%s'", e->name, e->table)
+			       : xasprintf("table '%s'", e->table);
+	case EFFECT_INDEX_RENAME:
+		return xasprintf("index '%s', renamed to '%s'", e->name, e->to);
 	case EFFECT_UNKNOWN:
 		break;
 	}
@@ -396,10 +613,21 @@ add_alter(enum db_backend b, struct strbuf *out, const char *table)
 size_t
 effect_undo_sql(const struct effect *e, enum db_backend b, struct strbuf out[EFFECT_UNDO_MAX])
 {
+	if (e->drop)
+		return 0;
 	switch (e->kind) {
 	case EFFECT_NONE:
 	case EFFECT_UNKNOWN:
+	case EFFECT_ALTER:
 		return 0;
+	case EFFECT_INDEX_RENAME:
+		if (b != DB_BACKEND_POSTGRESQL)
+			return 0;
+		strbuf_addstr(&out[0], "ALTER INDEX IF EXISTS ");
+		db_quote_ident(b, &out[0], e->to);
+		strbuf_addstr(&out[0], " RENAME TO ");
+		db_quote_ident(b, &out[0], e->name);
+		return 1;
 	case EFFECT_TABLE:
 		strbuf_addstr(&out[0], "DROP TABLE IF EXISTS ");
 		db_quote_ident(b, &out[0], e->name);
@@ -565,6 +793,8 @@ effect_present(struct db_conn *conn, const struct effect *e, bool *present, bool
 	case EFFECT_NONE:
 	case EFFECT_UNKNOWN:
 	case EFFECT_VIEW:
+	case EFFECT_ALTER:
+	case EFFECT_INDEX_RENAME:
 		*known = false;
 		return 0;
 	case EFFECT_TABLE:

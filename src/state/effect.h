@@ -26,6 +26,12 @@
  * Anything else (DML, a changed default, a retyped column) is "unknown":
  * dbphase will not guess its inverse.  Identifiers in the catalog's SQL
  * are always quoted by the planner; the parser also reads bare words.
+ *
+ * Contract statements are read differently (effect_parse_contract): there
+ * a DROP really drops something, and what matters to a downgrade with
+ * --allow-data-loss is what each statement dropped or changed, so that
+ * the state machine can tell whether the downgrade removes it anyway (it
+ * was created above the target version) or whether it is gone for good.
  */
 #ifndef DBPHASE_STATE_EFFECT_H
 #define DBPHASE_STATE_EFFECT_H
@@ -48,6 +54,8 @@ enum effect_kind {
 	EFFECT_FOREIGN_KEY,	/* ALTER TABLE table ADD CONSTRAINT name FOREIGN KEY */
 	EFFECT_VIEW,		/* CREATE VIEW name */
 	EFFECT_DROP_NOT_NULL,	/* ALTER TABLE table ALTER COLUMN name DROP NOT NULL */
+	EFFECT_ALTER,		/* contract: another change to table (to its column name, if set) */
+	EFFECT_INDEX_RENAME,	/* contract: ALTER INDEX name RENAME TO to */
 	EFFECT_UNKNOWN,		/* no inverse known */
 };
 
@@ -58,11 +66,27 @@ struct effect {
 	char *args;		/* EFFECT_FUNCTION: the argument list's text; owned */
 	bool unique;		/* EFFECT_CONSTRAINT: a UNIQUE one (an index on MariaDB) */
 	bool concurrently;	/* EFFECT_INDEX: built CONCURRENTLY (PostgreSQL) */
+	bool replace;		/* CREATE OR REPLACE: it may have replaced an older one */
+	bool drop;		/* effect_parse_contract: the statement drops the object */
+	char *to;		/* EFFECT_INDEX_RENAME: the new name; owned */
 };
 
 /* Read one statement; e is always filled (EFFECT_UNKNOWN when unsure). */
 void effect_parse(const char *sql, struct effect *e);
 void effect_release(struct effect *e);
+
+/*
+ * Read one contract statement (see above): what it creates, as
+ * effect_parse does; what it drops (e->drop set, kind the object's:
+ * DROP TABLE/INDEX/TRIGGER/FUNCTION/VIEW, ALTER TABLE ... DROP COLUMN/
+ * CONSTRAINT/FOREIGN KEY/INDEX); EFFECT_ALTER for any other change to a
+ * table or one of its columns (ALTER/MODIFY/CHANGE COLUMN, SET NOT NULL,
+ * a list of clauses); EFFECT_INDEX_RENAME; EFFECT_NONE for what lasts
+ * nothing (SET, VALIDATE, LOCK and UNLOCK TABLES).  A renamed table, a
+ * block of code and anything else is EFFECT_UNKNOWN.  MariaDB's "BEGIN NOT
+ * ATOMIC IF [NOT] EXISTS (...) THEN stmt; END IF; END" reads as its stmt.
+ */
+void effect_parse_contract(const char *sql, struct effect *e);
 
 /* "index 'ix' on 'customers'", for messages; caller frees. */
 char *effect_describe(const struct effect *e);
@@ -73,8 +97,8 @@ char *effect_describe(const struct effect *e);
 /*
  * Write e's inverse for backend into out[0], out[1], ... (one statement
  * each, no ';', to run in that order) and return how many: 0 when there is
- * none.  EFFECT_NONE needs none; EFFECT_UNKNOWN (and a kind the backend
- * cannot drop) has none known.
+ * none.  EFFECT_NONE needs none; EFFECT_UNKNOWN, a drop, EFFECT_ALTER
+ * (and a kind the backend cannot drop) have none known.
  */
 size_t effect_undo_sql(const struct effect *e, enum db_backend backend,
 		       struct strbuf out[EFFECT_UNDO_MAX]);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "core/strbuf.h"
@@ -966,7 +967,14 @@ machine_stamp(struct state *st, const struct repo *repo, int64_t version,
  *
  *   1. Refused below the contracted version, and when a version above the
  *      target is partly contracted: what only old code needed is gone, and
- *      no inverse brings data back (restore from backup).
+ *      no inverse brings data back (restore from backup).  With
+ *      --allow-data-loss (sqlalchemy-migrate's downgrade, which "will
+ *      likely result in data loss") the contract steps of those versions
+ *      are taken back too, first of all, provided each one only dropped or
+ *      changed what the downgrade removes anyway: what a version above the
+ *      target created (struct undo_scope).  A contract that dropped
+ *      anything older (a column, a table, an index the target version
+ *      has) refuses the whole downgrade, naming the step.
  *   2. Every step to undo must have an inverse (state/effect.h) before
  *      anything runs; one that has none refuses the whole downgrade.
  *   3. The version row moves first (migrate, then expand, one version at a
@@ -1019,20 +1027,180 @@ statement_excerpt(const char *sql)
 }
 
 /*
+ * What the versions a downgrade takes back created, read from their steps'
+ * statements: the downgrade removes all of it (each creating step's
+ * inverse, or the table it stands on).  A contract step of version V that
+ * dropped or changed such an object, or anything on such a table, needs
+ * nothing put back; nor does one that dropped an object dbphase named for
+ * a version in (target, V] ("dbp_v003_...", migration-format.md): no
+ * older version has it.
+ */
+struct undo_scope {
+	enum db_backend backend;
+	int64_t target;
+	struct effect *made;
+	int64_t *made_in;	/* the version of each */
+	size_t n_made;
+};
+
+static void
+scope_init(struct undo_scope *sc, const struct plan *plan, enum db_backend b, int64_t target)
+{
+	size_t i, k;
+
+	memset(sc, 0, sizeof(*sc));
+	sc->backend = b;
+	sc->target = target;
+	for (i = 0; i < plan->n_steps; i++) {
+		const struct plan_step *s = &plan->steps[i];
+
+		if (s->version <= target || s->action != STEP_SQL)
+			continue;
+		for (k = 0; k < s->n_sql; k++) {
+			struct effect e;
+
+			effect_parse(s->sql[k], &e);
+			if (e.kind == EFFECT_NONE || e.kind == EFFECT_UNKNOWN ||
+			    e.kind == EFFECT_DROP_NOT_NULL) {
+				effect_release(&e);
+				continue;
+			}
+			sc->made = xrealloc(sc->made, (sc->n_made + 1) * sizeof(*sc->made));
+			sc->made_in = xrealloc(sc->made_in, (sc->n_made + 1) *
+					      sizeof(*sc->made_in));
+			sc->made[sc->n_made] = e;
+			sc->made_in[sc->n_made++] = s->version;
+		}
+	}
+}
+
+static void
+scope_release(struct undo_scope *sc)
+{
+	size_t i;
+
+	for (i = 0; i < sc->n_made; i++)
+		effect_release(&sc->made[i]);
+	free(sc->made);
+	free(sc->made_in);
+	memset(sc, 0, sizeof(*sc));
+}
+
+/* Names in MariaDB and SQLite schemas compare without case. */
+static bool
+same_name(enum db_backend b, const char *x, const char *y)
+{
+	return x && y && (b == DB_BACKEND_POSTGRESQL ? strcmp(x, y) == 0 : strcasecmp(x, y) == 0);
+}
+
+/* Whether name is one dbphase gave an object of a version in (target, upto]. */
+static bool
+generated_in(const struct undo_scope *sc, int64_t upto, const char *name)
+{
+	long long v;
+	int n = 0;
+
+	if (name == NULL || sscanf(name, "dbp_v%lld_%n", &v, &n) != 1 || n == 0)
+		return false;
+	return v > sc->target && v <= upto;
+}
+
+/* Whether the downgrade removes e's object anyway (see struct undo_scope). */
+static bool
+scope_covers(const struct undo_scope *sc, const struct effect *e, int64_t upto)
+{
+	enum db_backend b = sc->backend;
+	size_t i;
+
+	if (e->kind == EFFECT_NONE || e->kind == EFFECT_UNKNOWN)
+		return false;
+	if (generated_in(sc, upto, e->table) || generated_in(sc, upto, e->name))
+		return true;
+	for (i = 0; i < sc->n_made; i++) {
+		const struct effect *m = &sc->made[i];
+
+		if (sc->made_in[i] > upto)
+			continue;
+		if (m->kind == EFFECT_TABLE &&
+		    (same_name(b, m->name, e->table) ||
+		     (e->kind == EFFECT_TABLE && same_name(b, m->name, e->name))))
+			return true;
+		if (!same_name(b, m->name, e->name) ||
+		    (e->table && m->table && !same_name(b, m->table, e->table)))
+			continue;
+		switch (e->kind) {
+		case EFFECT_COLUMN:
+		case EFFECT_ALTER:
+		case EFFECT_DROP_NOT_NULL:
+			if (m->kind == EFFECT_COLUMN && e->table)
+				return true;
+			break;
+		case EFFECT_INDEX:
+			if (m->kind == EFFECT_INDEX || (m->kind == EFFECT_CONSTRAINT && m->unique))
+				return true;
+			break;
+		case EFFECT_CONSTRAINT:
+		case EFFECT_FOREIGN_KEY:
+			if (m->kind == EFFECT_CONSTRAINT || m->kind == EFFECT_FOREIGN_KEY ||
+			    (m->kind == EFFECT_INDEX && e->unique))
+				return true;
+			break;
+		case EFFECT_TRIGGER:
+		case EFFECT_FUNCTION:
+		case EFFECT_VIEW:
+			if (m->kind == e->kind)
+				return true;
+			break;
+		default:
+			break;
+		}
+	}
+	return false;
+}
+
+/*
+ * Why a contract statement cannot be taken back: it dropped, replaced or
+ * changed something that was there before version target + 1.  Owned.
+ */
+static char *
+contract_why(const struct undo_scope *sc, const struct effect *e, const char *sql)
+{
+	char *what = effect_describe(e), *excerpt = statement_excerpt(sql), *why;
+
+	if (e->drop)
+		why = xasprintf("'%s' dropped %s, which version %lld has; what contract dropped "
+				"cannot be brought back, nor the data it held", excerpt, what,
+				(long long)sc->target);
+	else if (e->kind == EFFECT_ALTER)
+		why = xasprintf("'%s' changed %s, which version %lld has, and dbphase knows no "
+				"inverse of that change", excerpt, what, (long long)sc->target);
+	else
+		why = xasprintf("'%s' replaced %s, which version %lld may have had, and dbphase "
+				"cannot bring the old one back", excerpt, what, (long long)sc->target);
+	free(what);
+	free(excerpt);
+	return why;
+}
+
+/*
  * The inverse statements of a STEP_SQL step, last statement's first.  With
  * check set, the database is asked first and objects already gone are left
  * out: a step that was in flight may have created only some of them (or
  * none, and its table may not exist), and SQLite has no DROP COLUMN IF
- * EXISTS.  An expand statement without an inverse stops the list with
- * *unknown pointing at it; in migrate such statements (data changes) are
- * left alone, and *unknown says so.
+ * EXISTS.  An expand or contract statement without an inverse stops the
+ * list with *unknown pointing at it (and, in contract, *why saying what it
+ * did; owned); in migrate such statements (data changes) are left alone,
+ * and *unknown says so.  A contract step is read with sc (the downgrade's
+ * scope; NULL when it does not take back contract steps): what it created
+ * is dropped again, what it dropped or changed must be in sc.
  */
 static int
-undo_statements(struct state *st, const struct plan_step *s, bool check, char ***out,
-		size_t *n_out, bool *concurrently, const char **unknown,
-		struct dbphase_error *err)
+undo_statements(struct state *st, const struct plan_step *s, const struct undo_scope *sc,
+		bool check, char ***out, size_t *n_out, bool *concurrently, const char **unknown,
+		char **why, struct dbphase_error *err)
 {
 	enum db_backend b = st->conn->drv->backend;
+	bool contract = s->phase == PHASE_CONTRACT;
 	size_t i, n = 0;
 	int rc = 0;
 
@@ -1040,6 +1208,7 @@ undo_statements(struct state *st, const struct plan_step *s, bool check, char **
 	*n_out = 0;
 	*concurrently = false;
 	*unknown = NULL;
+	*why = NULL;
 	/* The catalog (or the author) said how: run that, as written. */
 	if (s->has_undo) {
 		for (i = 0; i < s->n_undo_sql; i++) {
@@ -1052,18 +1221,38 @@ undo_statements(struct state *st, const struct plan_step *s, bool check, char **
 	for (i = s->n_sql; i-- > 0 && rc == 0;) {
 		struct strbuf sb[EFFECT_UNDO_MAX] = { STRBUF_INIT, STRBUF_INIT };
 		struct effect e;
-		bool present = true, known = true;
+		bool present = true, known = true, covered = false;
 		size_t k, n_undo;
 
-		effect_parse(s->sql[i], &e);
+		if (contract)
+			effect_parse_contract(s->sql[i], &e);
+		else
+			effect_parse(s->sql[i], &e);
 		if (e.kind == EFFECT_NONE) {
 			effect_release(&e);
 			continue;
 		}
-		if ((n_undo = effect_undo_sql(&e, b, sb)) == 0) {
+		if (contract && sc)
+			covered = scope_covers(sc, &e, s->version);
+		if (contract && covered && (e.drop || e.kind == EFFECT_ALTER)) {
+			effect_release(&e);	/* it goes with what the downgrade removes */
+			continue;
+		}
+		if (contract && e.kind != EFFECT_UNKNOWN && sc &&
+		    (e.drop || e.kind == EFFECT_ALTER || (e.replace && !covered))) {
+			*unknown = s->sql[i];
+			*why = contract_why(sc, &e, s->sql[i]);
+			effect_release(&e);
+			break;
+		}
+		if ((n_undo = effect_undo_sql(&e, b, sb)) == 0 && covered) {
+			effect_release(&e);
+			continue;
+		}
+		if (n_undo == 0) {
 			*unknown = s->sql[i];
 			effect_release(&e);
-			if (s->phase == PHASE_EXPAND)
+			if (s->phase != PHASE_MIGRATE)
 				break;
 			continue;
 		}
@@ -1094,12 +1283,24 @@ free_statements(char **sql, size_t n)
 	free(sql);
 }
 
-/* Whether step s can be taken back; if not, err says why (DBPHASE_EREFUSED). */
-static int
-undo_possible(struct state *st, const struct plan_step *s, int64_t target,
-	      struct dbphase_error *err)
+/* Whether a contract rebuild only changed a column the downgrade removes anyway. */
+static bool
+rebuild_covered(const struct plan_step *s, const struct undo_scope *sc)
 {
-	char *id = plan_step_id(s), *what = NULL;
+	struct effect e = { .kind = EFFECT_ALTER, .table = s->table, .name = s->column };
+
+	return s->phase == PHASE_CONTRACT && sc && scope_covers(sc, &e, s->version);
+}
+
+/*
+ * Whether step s can be taken back (sc: as for undo_statements); if not,
+ * err says why (DBPHASE_EREFUSED).
+ */
+static int
+undo_possible(struct state *st, const struct plan_step *s, const struct undo_scope *sc,
+	      int64_t target, struct dbphase_error *err)
+{
+	char *id = plan_step_id(s), *what = NULL, *why = NULL;
 	const char *unknown = NULL;
 	char **sql;
 	size_t n;
@@ -1108,14 +1309,14 @@ undo_possible(struct state *st, const struct plan_step *s, int64_t target,
 
 	switch (s->action) {
 	case STEP_SQL:
-		rc = undo_statements(st, s, false, &sql, &n, &conc, &unknown, err);
+		rc = undo_statements(st, s, sc, false, &sql, &n, &conc, &unknown, &why, err);
 		free_statements(sql, n);
-		if (rc == 0 && unknown && s->phase == PHASE_EXPAND)
+		if (rc == 0 && unknown && s->phase != PHASE_MIGRATE && why == NULL)
 			what = statement_excerpt(unknown);
 		break;
 	case STEP_REBUILD:
 		if ((s->set_default || s->drop_default || s->set_not_null < 0) &&
-		    !s->has_undo_default)
+		    !s->has_undo_default && !rebuild_covered(s, sc))
 			what = xstrdup("a table rebuild that changed a default");
 		break;
 	case STEP_BACKFILL:
@@ -1123,13 +1324,19 @@ undo_possible(struct state *st, const struct plan_step *s, int64_t target,
 			what = xstrdup("a backfill");
 		break;
 	}
-	if (what)
+	if (why)
+		rc = err_setf(err, DBPHASE_EREFUSED,
+			      "downgrade to %lld refused: step %s (%s at %s, from %s) cannot be "
+			      "undone: %s; restore from backup", (long long)target, id, s->op_kind,
+			      s->op_where, s->source, why);
+	else if (what)
 		rc = err_setf(err, DBPHASE_EREFUSED,
 			      "downgrade to %lld refused: step %s (%s at %s, from %s) cannot be "
 			      "undone: dbphase knows no inverse of '%s'; restore from backup, "
 			      "or give the step 'undo:' SQL (the catalog, or an sql operation's "
 			      "'undo' field)", (long long)target,
 			      id, s->op_kind, s->op_where, s->source, what);
+	free(why);
 	free(what);
 	free(id);
 	return rc;
@@ -1137,15 +1344,15 @@ undo_possible(struct state *st, const struct plan_step *s, int64_t target,
 
 /* Take back one step and forget its record, together where DDL is transactional. */
 static int
-undo_step(struct state *st, const struct plan_step *s, const struct machine_opts *o,
-	  struct dbphase_error *err)
+undo_step(struct state *st, const struct plan_step *s, const struct undo_scope *sc,
+	  const struct machine_opts *o, struct dbphase_error *err)
 {
 	struct undo_ctx uc = { st, plan_step_id(s) };
 	struct machine_event ev = { .kind = MACHINE_STEP_UNDONE, .phase = s->phase, .step = s };
 	struct exec_result res;
 	struct exec_job job;
 	const char *unknown = NULL;
-	char **sql = NULL, *msg = NULL;
+	char **sql = NULL, *msg = NULL, *why = NULL;
 	size_t n = 0;
 	bool conc = false;
 	int rc = 0;
@@ -1155,10 +1362,12 @@ undo_step(struct state *st, const struct plan_step *s, const struct machine_opts
 	job.data = &uc;
 	job.kind = EXEC_SQL;
 	if (s->action == STEP_SQL) {
-		rc = undo_statements(st, s, true, &sql, &n, &conc, &unknown, err);
+		rc = undo_statements(st, s, sc, true, &sql, &n, &conc, &unknown, &why, err);
 		job.sql = sql;
 		job.n_sql = n;
 		job.atomic = !conc;
+	} else if (s->action == STEP_REBUILD && rebuild_covered(s, sc)) {
+		job.atomic = true;	/* its column goes with the downgrade */
 	} else if (s->action == STEP_REBUILD) {
 		/*
 		 * SQLite's expand rebuilds relax a NOT NULL or change a default:
@@ -1200,6 +1409,7 @@ undo_step(struct state *st, const struct plan_step *s, const struct machine_opts
 	ev.result = &res;
 	emit(o, &ev);
 out:
+	free(why);
 	free(msg);
 	free_statements(sql, n);
 	free(uc.id);
@@ -1291,7 +1501,8 @@ write_row(struct state *st, const struct state_versions *v, int64_t forget_from,
 static int
 undo_phase(struct state *st, const struct plan *plan, enum phase phase, int64_t target,
 	   int64_t applied, int64_t top, struct state_versions *v, char **ids, size_t n_ids,
-	   const struct machine_opts *o, size_t *undone, struct dbphase_error *err)
+	   const struct undo_scope *sc, const struct machine_opts *o, size_t *undone,
+	   struct dbphase_error *err)
 {
 	int64_t ver;
 	size_t i;
@@ -1309,13 +1520,140 @@ undo_phase(struct state *st, const struct plan *plan, enum phase phase, int64_t 
 			if (s->version != ver || s->phase != phase ||
 			    !must_undo(st, plan, i, applied, ids, n_ids))
 				continue;
-			rc = undo_step(st, s, o, err);
+			rc = undo_step(st, s, sc, o, err);
 			(*undone)++;
 		}
 		/* Whatever is left of the version's records and progress. */
 		if (rc == 0)
 			rc = state_steps_forget(st, ver, phase_name(phase), err);
 	}
+	return rc;
+}
+
+/*
+ * Whether every step a downgrade to target takes back has an inverse
+ * (contract steps too when top[PHASE_CONTRACT] > target); if not, err
+ * names the first that has none.
+ */
+static int
+check_undo(struct state *st, const struct plan *plan, int64_t target,
+	   const struct state_versions *v, const int64_t top[PHASE__COUNT], char **ids,
+	   size_t n_ids, const struct undo_scope *sc, struct dbphase_error *err)
+{
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < plan->n_steps && rc == 0; i++) {
+		const struct plan_step *s = &plan->steps[i];
+		int64_t applied = s->phase == PHASE_EXPAND ? v->expand :
+				  s->phase == PHASE_MIGRATE ? v->migrate : v->contract;
+
+		if (s->version <= target || s->version > top[s->phase] ||
+		    !must_undo(st, plan, i, applied, ids, n_ids))
+			continue;
+		rc = undo_possible(st, s, sc, target, err);
+	}
+	return rc;
+}
+
+/* The tables and columns the downgrade drops with their data, for messages; owned. */
+static char *
+scope_lost(const struct undo_scope *sc)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct effect table = { .kind = EFFECT_ALTER };
+	size_t i;
+
+	for (i = 0; i < sc->n_made; i++) {
+		const struct effect *m = &sc->made[i];
+
+		if (m->kind == EFFECT_TABLE) {
+			strbuf_addf(&sb, "%stable '%s'", sb.len ? ", " : "", m->name);
+			continue;
+		}
+		table.table = m->table;
+		if (m->kind != EFFECT_COLUMN || generated_in(sc, INT64_MAX, m->name) ||
+		    scope_covers(sc, &table, INT64_MAX))
+			continue;
+		strbuf_addf(&sb, "%scolumn '%s' of '%s'", sb.len ? ", " : "", m->name, m->table);
+	}
+	if (sb.len == 0)
+		strbuf_addstr(&sb, "no table or column, only what the versions' steps added");
+	return strbuf_detach(&sb);
+}
+
+/*
+ * The refusal of a downgrade below the contracted version without
+ * --allow-data-loss: what the flag would do, or why it cannot help.
+ */
+static int
+refuse_contracted(struct state *st, const struct plan *plan, int64_t target,
+		  const struct state_versions *v, const int64_t top[PHASE__COUNT], char **ids,
+		  size_t n_ids, struct dbphase_error *err)
+{
+	struct dbphase_error why = DBPHASE_ERROR_INIT, scratch = DBPHASE_ERROR_INIT;
+	struct undo_scope sc;
+	int64_t c = target < v->contract ? v->contract : top[PHASE_CONTRACT], hi = top[0], low;
+	const char *how = target < v->contract ? "already" : "partly", *reason;
+	char *lost;
+	int rc, i;
+
+	for (i = 1; i < PHASE__COUNT; i++)
+		hi = top[i] > hi ? top[i] : hi;
+	scope_init(&sc, plan, st->conn->drv->backend, target);
+	rc = check_undo(st, plan, target, v, top, ids, n_ids, &sc, &why);
+	lost = scope_lost(&sc);
+	scope_release(&sc);
+	if (rc == 0) {
+		rc = err_setf(err, DBPHASE_EREFUSED,
+			      "downgrade to %lld refused: version %lld is %s contracted, so what only "
+			      "older code needed is gone; --allow-data-loss would take back versions "
+			      "%lld to %lld, whose every step has an inverse, dropping what they "
+			      "created and the data in it (%s); or restore from backup",
+			      (long long)target, (long long)c, how, (long long)target + 1,
+			      (long long)hi, lost);
+		goto out;
+	}
+	if (rc != DBPHASE_EREFUSED) {
+		rc = err_setf(err, rc, "%s", why.message);
+		goto out;
+	}
+	/* The step and its reason, without undo_possible's "downgrade to N refused: ". */
+	if ((reason = strstr(why.message, " refused: ")) != NULL)
+		reason += strlen(" refused: ");
+	else
+		reason = why.message;
+	/* How far back the flag could go, if anywhere. */
+	for (low = target + 1; low < hi; low++) {
+		scope_init(&sc, plan, st->conn->drv->backend, low);
+		rc = check_undo(st, plan, low, v, top, ids, n_ids, &sc, &scratch);
+		scope_release(&sc);
+		err_release(&scratch);
+		if (rc == 0)
+			break;
+	}
+	if (low < hi && low >= v->contract && top[PHASE_CONTRACT] <= low)
+		rc = err_setf(err, DBPHASE_EREFUSED,
+			      "downgrade to %lld refused: version %lld is %s contracted, so what only "
+			      "older code needed is gone; restore from backup (%s; a downgrade to "
+			      "%lld is possible)", (long long)target, (long long)c, how,
+			      reason, (long long)low);
+	else if (low < hi)
+		rc = err_setf(err, DBPHASE_EREFUSED,
+			      "downgrade to %lld refused: version %lld is %s contracted, so what only "
+			      "older code needed is gone; restore from backup (even with "
+			      "--allow-data-loss: %s; 'downgrade %lld --allow-data-loss' would take "
+			      "back versions %lld to %lld)", (long long)target, (long long)c, how,
+			      reason, (long long)low, (long long)low + 1, (long long)hi);
+	else
+		rc = err_setf(err, DBPHASE_EREFUSED,
+			      "downgrade to %lld refused: version %lld is %s contracted, so what only "
+			      "older code needed is gone; restore from backup (even with "
+			      "--allow-data-loss: %s)", (long long)target, (long long)c, how,
+			      reason);
+out:
+	free(lost);
+	err_release(&why);
 	return rc;
 }
 
@@ -1326,10 +1664,12 @@ machine_downgrade(struct state *st, const struct repo *repo, const struct plan *
 	struct transition t;
 	struct state_versions *v = &t.v, before;
 	struct machine_event ev = { .phase = PHASE_EXPAND, .to = version, .downgrade = true };
+	struct undo_scope sc;
 	int64_t top[PHASE__COUNT] = { 0, 0, 0 }, ver;
-	char **ids = NULL, *sum = NULL, *detail = NULL;
+	char **ids = NULL, *sum = NULL, *detail = NULL, *warning = NULL, *lost = NULL;
 	const char *result = NULL;
 	size_t n_ids = 0, i, undone = 0;
+	bool contracted;
 	int rc;
 
 	if (version < 0 || version > repo_latest(repo))
@@ -1337,6 +1677,7 @@ machine_downgrade(struct state *st, const struct repo *repo, const struct plan *
 				"(0 to %lld)", (long long)version, (long long)repo_latest(repo));
 	if ((rc = open_transition(&t, st, repo, o, true, err)) < 0)
 		return rc;
+	scope_init(&sc, plan, st->conn->drv->backend, version);
 	if ((rc = state_steps_list(st, &ids, &n_ids, err)) < 0)
 		goto out;
 	before = t.before;
@@ -1348,6 +1689,7 @@ machine_downgrade(struct state *st, const struct repo *repo, const struct plan *
 	 */
 	top[PHASE_EXPAND] = v->expand;
 	top[PHASE_MIGRATE] = v->migrate;
+	top[PHASE_CONTRACT] = v->contract;
 	for (i = 0; i < n_ids; i++) {
 		enum phase ph;
 
@@ -1362,51 +1704,63 @@ machine_downgrade(struct state *st, const struct repo *repo, const struct plan *
 	for (i = 0; i < PHASE__COUNT; i++)
 		if (top[i] > repo_latest(repo))
 			top[i] = repo_latest(repo);
-	if (version < v->contract || top[PHASE_CONTRACT] > version) {
-		int64_t c = version < v->contract ? v->contract : top[PHASE_CONTRACT];
-
-		rc = err_setf(err, DBPHASE_EREFUSED,
-			      "downgrade to %lld refused: version %lld is %s contracted, so what "
-			      "only older code needed is gone; restore from backup",
-			      (long long)version, (long long)c,
-			      version < v->contract ? "already" : "partly");
-		result = "refused";
+	contracted = version < v->contract || top[PHASE_CONTRACT] > version;
+	if (contracted && !o->allow_data_loss) {
+		rc = refuse_contracted(st, plan, version, v, top, ids, n_ids, err);
+		result = rc == DBPHASE_EREFUSED ? "refused" : "failed";
 		goto out;
 	}
 	/* Every step to take back must have an inverse before anything runs. */
-	for (i = 0; i < plan->n_steps && rc == 0; i++) {
-		const struct plan_step *s = &plan->steps[i];
-		int64_t applied = s->phase == PHASE_EXPAND ? v->expand : v->migrate;
-
-		if (s->phase == PHASE_CONTRACT || s->version <= version ||
-		    s->version > top[s->phase] || !must_undo(st, plan, i, applied, ids, n_ids))
-			continue;
-		rc = undo_possible(st, s, version, err);
-	}
-	if (rc < 0) {
-		result = "refused";
+	if ((rc = check_undo(st, plan, version, v, top, ids, n_ids, &sc, err)) < 0) {
+		result = rc == DBPHASE_EREFUSED ? "refused" : "failed";
 		goto out;
 	}
-	if (top[PHASE_EXPAND] <= version && top[PHASE_MIGRATE] <= version) {
+	if (top[PHASE_EXPAND] <= version && top[PHASE_MIGRATE] <= version &&
+	    top[PHASE_CONTRACT] <= version) {
 		ev.kind = MACHINE_ALREADY_DONE;
 		emit(o, &ev);
 		goto out;
 	}
+	if (contracted) {
+		struct machine_event warn = { .kind = MACHINE_WARNING };
+
+		lost = scope_lost(&sc);
+		warning = xasprintf("--allow-data-loss: taking back versions %lld to %lld although "
+				    "version %lld is contracted; what they created is dropped, and "
+				    "the data in it is lost: %s", (long long)version + 1,
+				    (long long)top[PHASE_EXPAND], (long long)top[PHASE_CONTRACT], lost);
+		warn.message = warning;
+		emit(o, &warn);
+	}
 	ev.kind = MACHINE_PHASE_START;
 	emit(o, &ev);
-	/* Migrate first: what it added may rest on what expand added. */
-	if (v->migrate > version) {
+	/*
+	 * Contract first, then migrate, then expand: each phase's steps rest
+	 * on what the phases before it did.
+	 */
+	if (v->contract > version) {
+		v->contract = version;
+		rc = write_row(st, v, 1, 0, err);
+	}
+	if (rc == 0 && contracted)
+		rc = undo_phase(st, plan, PHASE_CONTRACT, version, before.contract,
+				top[PHASE_CONTRACT], v, ids, n_ids, &sc, o, &undone, err);
+	if (rc == 0 && v->migrate > version) {
 		v->migrate = version;
 		rc = write_row(st, v, 1, 0, err);
 	}
 	if (rc == 0)
 		rc = undo_phase(st, plan, PHASE_MIGRATE, version, before.migrate,
-				top[PHASE_MIGRATE], v, ids, n_ids, o, &undone, err);
+				top[PHASE_MIGRATE], v, ids, n_ids, &sc, o, &undone, err);
 	if (rc == 0)
 		rc = undo_phase(st, plan, PHASE_EXPAND, version, before.expand,
-				top[PHASE_EXPAND], v, ids, n_ids, o, &undone, err);
-	result = rc < 0 ? "failed" : "ok";
-	if (rc == 0)
+				top[PHASE_EXPAND], v, ids, n_ids, &sc, o, &undone, err);
+	result = rc < 0 ? "failed" : contracted ? "ok (data loss)" : "ok";
+	if (rc == 0 && contracted)
+		detail = xasprintf("--allow-data-loss: undid %zu step%s of the versions above %lld, "
+				   "contract steps included; dropped with their data: %s", undone,
+				   undone == 1 ? "" : "s", (long long)version, lost);
+	else if (rc == 0)
 		detail = xasprintf("undid %zu step%s of the versions above %lld", undone,
 				   undone == 1 ? "" : "s", (long long)version);
 out:
@@ -1416,6 +1770,9 @@ out:
 		ev.seconds = now_s() - t.started;
 		emit(o, &ev);
 	}
+	scope_release(&sc);
+	free(lost);
+	free(warning);
 	free(detail);
 	for (i = 0; i < n_ids; i++)
 		free(ids[i]);
@@ -1480,5 +1837,79 @@ out:
 		free(sums[i]);
 	free(sums);
 	free(versions);
+	return rc;
+}
+
+/* ---- forget --------------------------------------------------------------- */
+
+/*
+ * Whether a phase is in flight: the row's three versions differ, or steps
+ * are recorded (or a checksum, for expand) above the row's version of their
+ * phase.  *what says which (owned), NULL when none is.
+ */
+static int
+phase_in_flight(struct state *st, const struct state_versions *v, char **what,
+		struct dbphase_error *err)
+{
+	char **ids = NULL, *sum = NULL;
+	size_t n = 0, i;
+	int64_t ver;
+	int rc;
+
+	*what = NULL;
+	if (v->expand != v->migrate || v->migrate != v->contract)
+		*what = xasprintf("expand is at %lld, migrate at %lld and contract at %lld",
+				  (long long)v->expand, (long long)v->migrate,
+				  (long long)v->contract);
+	if (*what == NULL && (rc = state_checksum_get(st, v->expand + 1, &sum, err)) < 0)
+		return rc;
+	if (sum)
+		*what = xasprintf("version %lld is partly expanded", (long long)v->expand + 1);
+	free(sum);
+	if (*what == NULL && (rc = state_steps_list(st, &ids, &n, err)) < 0)
+		return rc;
+	for (i = 0; i < n; i++) {
+		enum phase ph;
+
+		if (*what == NULL && parse_step_id(ids[i], &ver, &ph) &&
+		    ver > (ph == PHASE_EXPAND ? v->expand : ph == PHASE_MIGRATE ? v->migrate :
+			   v->contract))
+			*what = xasprintf("version %lld is partly %s (step %s is recorded)",
+					  (long long)ver, ph == PHASE_EXPAND ? "expanded" :
+					  ph == PHASE_MIGRATE ? "migrated" : "contracted", ids[i]);
+		free(ids[i]);
+	}
+	free(ids);
+	return 0;
+}
+
+int
+machine_forget(struct state *st, const struct machine_opts *o, char **removed,
+	       struct dbphase_error *err)
+{
+	struct state_versions v;
+	char *what = NULL;
+	bool exist;
+	int rc;
+
+	*removed = NULL;
+	if ((rc = state_lock(st, o->lock_wait_s, err)) < 0)
+		return rc;
+	if ((rc = state_tables_exist(st, &exist, err)) < 0 || !exist)
+		goto out;
+	if ((rc = state_read(st, &v, err)) < 0 ||
+	    (rc = phase_in_flight(st, &v, &what, err)) < 0)
+		goto out;
+	if (what) {
+		rc = err_setf(err, DBPHASE_EREFUSED,
+			      "forget refused: a phase of repository '%s' is in flight (%s); finish "
+			      "it (db_sync) or take it back (downgrade) first, so that the schema "
+			      "is one version's", st->repo, what);
+		goto out;
+	}
+	rc = state_forget(st, removed, err);
+out:
+	free(what);
+	state_unlock(st);
 	return rc;
 }

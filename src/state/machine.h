@@ -41,8 +41,11 @@
  * downgrade to V takes back what expand (and migrate) did for the versions
  * in (V, E], newest first, each step by its inverse (state/effect.h), and
  * sets the row back; it is refused below the contracted version, where
- * what old code needed is gone (restore from a backup instead).  Data that
- * migrate wrote stays.
+ * what old code needed is gone (restore from a backup instead), unless
+ * allow_data_loss: then contract steps are taken back too, provided every
+ * one of them dropped only what the downgrade removes anyway (what the
+ * versions above V created); what those versions created goes, with its
+ * data.  Data that migrate wrote stays.
  */
 #ifndef DBPHASE_STATE_MACHINE_H
 #define DBPHASE_STATE_MACHINE_H
@@ -105,6 +108,7 @@ struct machine_opts {
 	int node_ttl_s;
 	bool force;			/* contract despite live old nodes */
 	bool skip_verify;		/* contract without verify (state/verify.h) */
+	bool allow_data_loss;		/* downgrade: take back contracted versions too */
 	const char *command;		/* for history ("db_sync --expand") */
 	void (*event)(void *arg, const struct machine_event *ev);
 	void *event_arg;
@@ -155,10 +159,22 @@ int machine_stamp(struct state *st, const struct repo *repo, int64_t version,
 /*
  * Take back the expand (and migrate) steps of the versions above version,
  * newest first; DBPHASE_EREFUSED below the contracted version ("restore
- * from backup") or when a step has no known inverse.  See machine.c.
+ * from backup", or what o->allow_data_loss would do) or when a step has
+ * no known inverse.  With o->allow_data_loss, contract steps too, all or
+ * nothing, recorded as "ok (data loss)".  See machine.c.
  */
 int machine_downgrade(struct state *st, const struct repo *repo, const struct plan *plan,
 		      int64_t version, const struct machine_opts *o, struct dbphase_error *err);
+
+/*
+ * Remove dbphase's own rows of this repository, and its tables once no
+ * other repository uses them (state_forget), under the cluster lock; the
+ * counterpart of sqlalchemy-migrate's DROP TABLE migrate_version.
+ * DBPHASE_EREFUSED while a phase is in flight.  *removed says what went
+ * (owned), NULL when dbphase's tables do not exist.
+ */
+int machine_forget(struct state *st, const struct machine_opts *o, char **removed,
+		   struct dbphase_error *err);
 
 /* Record the files' checksums as the truth (validate --repair). */
 int machine_repair(struct state *st, const struct repo *repo, const struct machine_opts *o,

@@ -365,6 +365,129 @@ state_ensure_tables(struct state *st, struct dbphase_error *err)
 	return rc;
 }
 
+/* dbphase's tables that every repository shares, each with a repository column. */
+static const char *const shared_tables[] = {
+	"dbphase_migrations", "dbphase_steps", "dbphase_progress", "dbphase_nodes",
+	"dbphase_history", "dbphase_locks",
+};
+#define N_SHARED (sizeof(shared_tables) / sizeof(shared_tables[0]))
+
+/* SELECT count(*) FROM table [WHERE repository = repo]. */
+static int
+count_rows(struct state *st, const char *table, const char *repo, long long *n,
+	   struct dbphase_error *err)
+{
+	struct strbuf sql = STRBUF_INIT;
+	struct db_param p = DB_TEXT(repo);
+	struct db_result *res = NULL;
+	int rc;
+
+	strbuf_addstr(&sql, "SELECT count(*) FROM ");
+	add_table(st, &sql, table);
+	if (repo)
+		strbuf_addstr(&sql, " WHERE repository = $1");
+	rc = db_query(st->conn, sql.buf, &p, repo ? 1 : 0, &res, err);
+	if (rc == 0)
+		*n = strtoll(db_result_value(res, 0, 0), NULL, 10);
+	db_result_free(res);
+	strbuf_release(&sql);
+	return rc;
+}
+
+/* The same statement on a table: "DELETE FROM t WHERE ..." or "DROP TABLE t". */
+static int
+on_table(struct state *st, const char *head, const char *table, const char *tail,
+	 const char *repo, struct dbphase_error *err)
+{
+	struct strbuf sql = STRBUF_INIT;
+	struct db_param p = DB_TEXT(repo);
+	int rc;
+
+	strbuf_addstr(&sql, head);
+	add_table(st, &sql, table);
+	strbuf_addstr(&sql, tail);
+	rc = db_query(st->conn, sql.buf, &p, repo ? 1 : 0, NULL, err);
+	strbuf_release(&sql);
+	return rc;
+}
+
+int
+state_forget(struct state *st, char **removed, struct dbphase_error *err)
+{
+	struct strbuf rows = STRBUF_INIT, dropped = STRBUF_INIT;
+	const char *tables[N_SHARED + 1];
+	bool exist[N_SHARED + 1], others_vt = false;
+	long long n, others = 0;
+	size_t i;
+	int rc = 0;
+
+	*removed = NULL;
+	tables[0] = NULL;	/* the version table */
+	for (i = 0; i < N_SHARED; i++)
+		tables[i + 1] = shared_tables[i];
+	for (i = 0; i <= N_SHARED && rc == 0; i++)
+		rc = st->conn->drv->table_exists(st->conn, tables[i] ? tables[i] : st->version_table,
+						 &exist[i], err);
+	if (rc == 0)
+		rc = st->conn->drv->begin(st->conn, err);
+	/* This repository's rows, in one transaction. */
+	for (i = 0; i <= N_SHARED && rc == 0; i++) {
+		const char *name = tables[i] ? tables[i] : st->version_table;
+
+		if (!exist[i])
+			continue;
+		if ((rc = count_rows(st, tables[i], st->repo, &n, err)) == 0 && n > 0) {
+			strbuf_addf(&rows, "%s%lld row%s from %s", rows.len ? ", " : "", n,
+				    n == 1 ? "" : "s", name);
+			rc = on_table(st, "DELETE FROM ", tables[i], " WHERE repository = $1",
+				      st->repo, err);
+		}
+	}
+	if (rc == 0)
+		rc = st->conn->drv->commit(st->conn, err);
+	else if (st->conn->in_transaction)
+		st->conn->drv->rollback(st->conn, &(struct dbphase_error)DBPHASE_ERROR_INIT);
+	/* Then the tables no other repository uses. */
+	if (rc == 0 && exist[0] && (rc = count_rows(st, NULL, NULL, &n, err)) == 0) {
+		others_vt = n > 0;
+		if (!others_vt && (rc = on_table(st, "DROP TABLE ", NULL, "", NULL, err)) == 0)
+			strbuf_addf(&dropped, "%s", st->version_table);
+	}
+	for (i = 1; i <= N_SHARED && rc == 0; i++)
+		if (exist[i] && (rc = count_rows(st, tables[i], NULL, &n, err)) == 0)
+			others += n;
+	/* The default version table of other repositories, when this one has its own. */
+	if (rc == 0 && strcmp(st->version_table, "dbphase_version") != 0) {
+		bool there;
+
+		if ((rc = st->conn->drv->table_exists(st->conn, "dbphase_version", &there,
+						      err)) == 0 && there &&
+		    (rc = count_rows(st, "dbphase_version", NULL, &n, err)) == 0)
+			others += n;
+	}
+	if (rc == 0 && others == 0 && !others_vt) {
+		for (i = 1; i <= N_SHARED && rc == 0; i++) {
+			if (!exist[i])
+				continue;
+			rc = on_table(st, "DROP TABLE ", tables[i], "", NULL, err);
+			strbuf_addf(&dropped, "%s%s", dropped.len ? ", " : "", tables[i]);
+		}
+		if (rc == 0 && (rc = st->conn->drv->table_exists(st->conn, "dbphase_meta", &exist[0],
+								 err)) == 0 && exist[0]) {
+			rc = on_table(st, "DROP TABLE ", "dbphase_meta", "", NULL, err);
+			strbuf_addf(&dropped, "%sdbphase_meta", dropped.len ? ", " : "");
+		}
+	}
+	if (rc == 0)
+		*removed = xasprintf("removed repository '%s' from dbphase's tables (%s); %s%s",
+				     st->repo, rows.len ? rows.buf : "it had no rows",
+				     dropped.len ? "dropped the tables " : "kept the tables: other "
+				     "repositories still use them", dropped.len ? dropped.buf : "");
+	strbuf_release(&rows);
+	strbuf_release(&dropped);
+	return rc;
+}
+
 int
 state_now(struct state *st, int64_t *now, struct dbphase_error *err)
 {

@@ -106,6 +106,15 @@ int state_tables_exist(struct state *st, bool *exist, struct dbphase_error *err)
 /* Create any missing table; refuse tables of a newer format. */
 int state_ensure_tables(struct state *st, struct dbphase_error *err);
 
+/*
+ * Remove every row of this repository from dbphase's tables (the version
+ * table and the shared ones), then drop the version table when no other
+ * repository has a row in it, and the shared tables with dbphase_meta when
+ * none has a row left in any of them.  Application tables are never
+ * touched.  *removed says what went (owned).  The caller holds the lock.
+ */
+int state_forget(struct state *st, char **removed, struct dbphase_error *err);
+
 /* The repository's versions (all 0 and exists = false without a row or tables). */
 int state_read(struct state *st, struct state_versions *v, struct dbphase_error *err);
 int state_write(struct state *st, const struct state_versions *v, struct dbphase_error *err);

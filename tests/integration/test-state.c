@@ -1047,7 +1047,11 @@ BACKEND_TEST(state, downgrade_takes_back_expand_and_migrate)
 	rc = machine_downgrade(&e.st, &e.repo, &e.plan, 1, &e.o, &e.err);
 	cr_assert_eq(rc, DBPHASE_EREFUSED, "[%s] %s", bname(&e), e.err.message);
 	cr_assert_str_eq(e.err.message, "downgrade to 1 refused: version 2 is already contracted, "
-			 "so what only older code needed is gone; restore from backup");
+			 "so what only older code needed is gone; --allow-data-loss would take "
+			 "back versions 2 to 5, whose every step has an inverse, dropping what they "
+			 "created and the data in it (table 'loyalty_cards', column 'language' of "
+			 "'customers', column 'full_name' of 'customers', column 'email_lower' of "
+			 "'customers'); or restore from backup");
 	strbuf_reset(&e.events);
 	e.o.command = "downgrade";
 	rc = machine_downgrade(&e.st, &e.repo, &e.plan, 2, &e.o, &e.err);
@@ -1163,8 +1167,10 @@ BACKEND_TEST(state, downgrade_refuses_what_it_cannot_undo)
 	test_exec(e.conn, "INSERT INTO dbphase_steps (repository, step_id, done_at) VALUES "
 		  "('" REPO_ID "', 'v002.contract.1', 0)");
 	cr_assert_eq(machine_downgrade(&e.st, &e.repo, &e.plan, 1, &e.o, &e.err), DBPHASE_EREFUSED);
-	cr_assert_str_eq(e.err.message, "downgrade to 1 refused: version 2 is partly contracted, "
-			 "so what only older code needed is gone; restore from backup");
+	cr_assert(strstr(e.err.message, "downgrade to 1 refused: version 2 is partly contracted, "
+			 "so what only older code needed is gone; restore from backup (even with "
+			 "--allow-data-loss: step v002.expand.1 (sql at ") == e.err.message,
+		  "[%s] %s", bname(&e), e.err.message);
 	env_close(&e);
 }
 
@@ -1441,4 +1447,81 @@ Test(effect, preparation_and_unknown_statements)
 		cr_assert_eq(e.kind, EFFECT_UNKNOWN, "'%s': kind %d", unknown[i], e.kind);
 		effect_release(&e);
 	}
+}
+
+/* A contract statement read for downgrade --allow-data-loss: kind, drop, table, name. */
+static void
+check_contract(const char *sql, enum effect_kind kind, bool drop, const char *table,
+	       const char *name)
+{
+	struct effect e;
+
+	effect_parse_contract(sql, &e);
+	cr_assert_eq(e.kind, kind, "%s: kind %d, want %d", sql, e.kind, kind);
+	cr_assert_eq(e.drop, drop, "%s: drop %d", sql, e.drop);
+	if (table)
+		cr_assert_str_eq(e.table, table, "%s", sql);
+	else
+		cr_assert_null(e.table, "%s: table %s", sql, e.table);
+	if (name)
+		cr_assert_str_eq(e.name, name, "%s", sql);
+	else
+		cr_assert_null(e.name, "%s: name %s", sql, e.name);
+	effect_release(&e);
+}
+
+Test(effect, contract_statements_name_what_they_drop_or_change)
+{
+	struct strbuf sb[EFFECT_UNDO_MAX] = { STRBUF_INIT, STRBUF_INIT };
+	struct effect e;
+
+	check_contract("DROP TRIGGER IF EXISTS \"tr\" ON \"t\"", EFFECT_TRIGGER, true, "t", "tr");
+	check_contract("DROP TRIGGER IF EXISTS `tr`", EFFECT_TRIGGER, true, NULL, "tr");
+	check_contract("DROP FUNCTION IF EXISTS \"f\"()", EFFECT_FUNCTION, true, NULL, "f");
+	check_contract("DROP INDEX CONCURRENTLY IF EXISTS \"ix\"", EFFECT_INDEX, true, NULL, "ix");
+	check_contract("DROP INDEX IF EXISTS `ix` ON `t`", EFFECT_INDEX, true, "t", "ix");
+	check_contract("DROP TABLE \"gone\"", EFFECT_TABLE, true, NULL, "gone");
+	check_contract("DROP VIEW `v`", EFFECT_VIEW, true, NULL, "v");
+	check_contract("ALTER TABLE \"t\" DROP COLUMN \"c\"", EFFECT_COLUMN, true, "t", "c");
+	check_contract("ALTER TABLE `t` DROP COLUMN IF EXISTS `c`, LOCK=NONE", EFFECT_COLUMN, true,
+		       "t", "c");
+	check_contract("ALTER TABLE \"t\" DROP CONSTRAINT IF EXISTS \"ck\"", EFFECT_CONSTRAINT,
+		       true, "t", "ck");
+	check_contract("ALTER TABLE `t` DROP FOREIGN KEY IF EXISTS `fk`", EFFECT_FOREIGN_KEY,
+		       true, "t", "fk");
+	check_contract("BEGIN NOT ATOMIC IF EXISTS (SELECT 1 FROM information_schema.COLUMNS "
+		       "WHERE TABLE_NAME = 't' AND COLUMN_NAME = 'c') THEN ALTER TABLE `t` DROP "
+		       "COLUMN `c`, LOCK=NONE; END IF; END", EFFECT_COLUMN, true, "t", "c");
+	/* Other changes: of a column, or of the table when the reader is unsure. */
+	check_contract("ALTER TABLE \"t\" ALTER COLUMN \"c\" SET NOT NULL", EFFECT_ALTER, false,
+		       "t", "c");
+	check_contract("ALTER TABLE `t` MODIFY COLUMN `c` bigint NOT NULL, LOCK=NONE",
+		       EFFECT_ALTER, false, "t", "c");
+	check_contract("ALTER TABLE `t` DROP COLUMN `a`, CHANGE COLUMN `b` `a` bigint, "
+		       "ALGORITHM=NOCOPY", EFFECT_ALTER, false, "t", NULL);
+	/* Creations read as in expand; what lasts nothing; what dbphase will not read. */
+	check_contract("CREATE INDEX \"ix\" ON \"t\" (\"a\")", EFFECT_INDEX, false, "t", "ix");
+	check_contract("ALTER TABLE \"t\" ALTER COLUMN \"c\" DROP NOT NULL", EFFECT_DROP_NOT_NULL,
+		       false, "t", "c");
+	check_contract("ALTER TABLE \"t\" VALIDATE CONSTRAINT \"ck\"", EFFECT_NONE, false, NULL,
+		       NULL);
+	check_contract("LOCK TABLES `t` WRITE", EFFECT_NONE, false, NULL, NULL);
+	check_contract("UNLOCK TABLES", EFFECT_NONE, false, NULL, NULL);
+	check_contract("ALTER TABLE \"t\" RENAME TO \"u\"", EFFECT_UNKNOWN, false, NULL, NULL);
+	check_contract("RENAME TABLE `t` TO `u`", EFFECT_UNKNOWN, false, NULL, NULL);
+	check_contract("DO $dbphase$ BEGIN NULL; END $dbphase$", EFFECT_UNKNOWN, false, NULL,
+		       NULL);
+	check_contract("BEGIN NOT ATOMIC IF EXISTS (SELECT 1) THEN ALTER TABLE `t` DROP COLUMN "
+		       "`c`; DROP TABLE `u`; END IF; END", EFFECT_UNKNOWN, false, NULL, NULL);
+	/* A drop has no inverse; a renamed index gets its name back on PostgreSQL. */
+	effect_parse_contract("ALTER TABLE \"t\" DROP COLUMN \"c\"", &e);
+	cr_assert_eq(effect_undo_sql(&e, DB_BACKEND_POSTGRESQL, sb), 0);
+	effect_release(&e);
+	effect_parse_contract("ALTER INDEX \"ix_new\" RENAME TO \"ix\"", &e);
+	cr_assert_eq(e.kind, EFFECT_INDEX_RENAME);
+	cr_assert_eq(effect_undo_sql(&e, DB_BACKEND_POSTGRESQL, sb), 1);
+	cr_assert_str_eq(sb[0].buf, "ALTER INDEX IF EXISTS \"ix\" RENAME TO \"ix_new\"");
+	effect_release(&e);
+	strbuf_release(&sb[0]);
+	strbuf_release(&sb[1]);
 }
