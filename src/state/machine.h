@@ -1,20 +1,69 @@
 /*
  * state/machine.h - the phase state machine of one repository.
  *
- * Design.  The version row holds three numbers, E >= M >= C:
+ * Design.  The version row of a repository holds three numbers, E >= M >= C
+ * (expanded, migrated, contracted), and its step records say how far a
+ * version's phase got.  The states, written as SQLite's pager.c writes its
+ * own, are named by how the three compare, and by whether a transition is
+ * in flight (a process holds the repository's cluster lock):
  *
- *      expand to V        migrate to V          contract to V
- *   E --------------> E' M -------------> M'  C --------------> C'
- *   runs the expand   refused unless E >= V;  refused unless M >= V, no
- *   steps of every    runs the migrate steps  live node needs a version < V
- *   version in (E,V]  of (M,V]                (live: a heartbeat within
- *                                             node_ttl_s, and never less than
- *                                             MACHINE_NODE_GONE_S; --force
- *                                             overrides, in history), and
- *                                             verify finds every derived
- *                                             column equal to its source
- *                                             (state/verify.h; --skip-verify);
- *                                             runs the contract steps of (C,V]
+ *   UNCONTROLLED   no row.  version_control, stamp, goto (any V) and
+ *                  create_schema lead to SETTLED; a phase creates the row
+ *                  at 0/0/0 and goes on from SETTLED.
+ *
+ *   SETTLED        E == M == C.  Every node may run code for C.  Invariant:
+ *                  no dbphase trigger of a version <= C is live; nothing
+ *                  of (C, ...] is applied.
+ *                  expand to V > E          -> EXPANDED (E = V)
+ *                  downgrade to V < C       -> refused, or with
+ *                                              allow_data_loss -> SETTLED at V
+ *
+ *   EXPANDED       E > M == C.  Invariant: the expand steps of (M, E] are
+ *                  applied and their triggers live (old code's writes reach
+ *                  the new shape); the migrate steps of (M, E] are not
+ *                  recorded.  Old code (C) works; new code may not start.
+ *                  migrate to V <= E        -> MIGRATED (M = V), or
+ *                                              EXPANDED (M = V < E)
+ *                  expand to V > E          -> EXPANDED (E = V)
+ *                  downgrade to V >= C      -> SETTLED or EXPANDED (E = V)
+ *                  contract                 -> refused: migrate first
+ *
+ *   MIGRATED       E >= M > C.  Invariant: the data of (C, M] is in its new
+ *                  shape; the triggers of (C, E] are live and keep old and
+ *                  new shapes equal both ways.  Old code (C) and new code
+ *                  (<= M) both work.
+ *                  contract to V <= M       -> gates: no live node or client
+ *                                              needs < V, verify equal
+ *                                              (--force, --skip-verify:
+ *                                              recorded as forced)
+ *                                           -> SETTLED (C = V = E) or
+ *                                              MIGRATED (C = V)
+ *                  migrate, expand          -> as above
+ *                  downgrade to V >= C      -> EXPANDED or SETTLED (the data
+ *                                              migrate wrote stays)
+ *
+ *   IN FLIGHT      any of the above with a transition holding the lock: the
+ *                  row moves one version at a time, each step is recorded
+ *                  when it completes, and the history row commits with the
+ *                  row's last move (close_transition).  Other callers wait
+ *                  (lock_wait_s, then exit 75), then re-read the row: a phase
+ *                  already at V is "already done", exit 0.
+ *
+ * Failures.  A step that fails rolls back where DDL is transactional
+ * (PostgreSQL, SQLite) and leaves its version partly applied: the row
+ * stays, the history says "failed", and a rerun resumes at the first step
+ * without a record (on MariaDB a step whose effect is found is recorded,
+ * not rerun).  A signal stops after the step or batch in flight
+ * ("interrupted", exit 130).  A lost connection is resumed for
+ * reconnect_wait_s (guarantee 5).  A refusal changes nothing but the
+ * history ("refused", exit 5).  A changed applied file stops every phase
+ * (DBPHASE_ECHECKSUM) until validate --repair; versions applied past the
+ * repository's end (an older package) stop every change (DBPHASE_EAHEAD)
+ * but not reading.
+ *
+ * The contract gate of V: M >= V; no live node (heartbeat within node_ttl_s,
+ * and never less than MACHINE_NODE_GONE_S) needs a version < V; and verify
+ * finds every derived column equal to its source (state/verify.h).
  *
  * Guarantees:
  *   1. Every transition runs under the repository's cluster lock and
