@@ -9,8 +9,10 @@
  *   steps of every    runs the migrate steps  live node needs a version < V
  *   version in (E,V]  of (M,V]                (live: a heartbeat within
  *                                             node_ttl_s, and never less than
- *                                             MACHINE_NODE_GONE_S; --force
- *                                             overrides, in history), and
+ *                                             MACHINE_NODE_GONE_S), no live
+ *                                             connection says it does
+ *                                             (state/clients.h; --force
+ *                                             overrides both, in history), and
  *                                             verify finds every derived
  *                                             column equal to its source
  *                                             (state/verify.h; --skip-verify);
