@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "core/xmalloc.h"
+#include "state/clients.h"
 
 static const char *const next_action[] = {
 	[0] = "none: up to date", [2] = "expand", [3] = "migrate", [4] = "contract",
@@ -67,6 +68,63 @@ read_progress(struct cli *cli, json_t *arr, bool text)
 	return 0;
 }
 
+/*
+ * The live connections repository.yaml's clients asks about, like the
+ * nodes: text, or into obj as "clients" (null when nothing is asked on
+ * this backend).  A server that cannot tell, or a failed read (a missing
+ * privilege), is shown, not an error: status still shows the rest.
+ */
+static void
+show_clients(struct cli *cli, json_t *obj)
+{
+	struct clients_report rep;
+	json_t *jc, *conns;
+	size_t i;
+
+	if (clients_read(&cli->st, &cli->repo, &rep, &cli->err) < 0) {
+		rep.unreadable = xstrdup(cli->err.message ? cli->err.message : "");
+		err_release(&cli->err);
+	}
+	if (rep.config == NULL) {
+		if (obj)
+			json_object_set_new(obj, "clients", json_null());
+		clients_report_release(&rep);
+		return;
+	}
+	if (obj == NULL) {
+		printf("  clients (%s matching %s)\n", rep.config->attribute, rep.config->pattern);
+		for (i = 0; i < rep.n; i++)
+			printf("    %-24s needs %-4lld session %s, %s '%s'\n",
+			       clients_address(&rep.entries[i]), (long long)rep.entries[i].version,
+			       rep.entries[i].id, rep.config->attribute, rep.entries[i].value);
+		if (rep.unreadable)
+			printf("    cannot be read: %s\n", rep.unreadable);
+		else if (rep.n == 0)
+			printf("    none connected\n");
+		clients_report_release(&rep);
+		return;
+	}
+	jc = json_object();
+	conns = json_array();
+	json_object_set_new(jc, "attribute", json_string(rep.config->attribute));
+	json_object_set_new(jc, "pattern", json_string(rep.config->pattern));
+	json_object_set_new(jc, "unreadable", rep.unreadable ? json_string(rep.unreadable) :
+			    json_null());
+	for (i = 0; i < rep.n; i++) {
+		json_t *o = json_object();
+
+		json_object_set_new(o, "session", json_string(rep.entries[i].id));
+		json_object_set_new(o, "address", rep.entries[i].address ?
+				    json_string(rep.entries[i].address) : json_null());
+		json_object_set_new(o, "value", json_string(rep.entries[i].value));
+		json_object_set_new(o, "schema_version", json_integer(rep.entries[i].version));
+		json_array_append_new(conns, o);
+	}
+	json_object_set_new(jc, "connections", conns);
+	json_object_set_new(obj, "clients", jc);
+	clients_report_release(&rep);
+}
+
 /* Status of the open repository, as text or into a JSON object. */
 static int
 status_one(struct cli *cli, json_t *obj)
@@ -110,6 +168,7 @@ status_one(struct cli *cli, json_t *obj)
 			       nodes[i].age_s <= cli->cfg.node_ttl_s ? "live" : "stale");
 		if (n_nodes == 0)
 			printf("    none registered\n");
+		show_clients(cli, NULL);
 		printf("  history (newest first)\n");
 		for (i = 0; i < n_hist; i++) {
 			time_t at = (time_t)hist[i].at;
@@ -174,6 +233,7 @@ status_one(struct cli *cli, json_t *obj)
 		}
 		json_object_set_new(obj, "progress", jp);
 		json_object_set_new(obj, "nodes", jn);
+		show_clients(cli, obj);
 		json_object_set_new(obj, "history", jh);
 	}
 out:

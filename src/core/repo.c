@@ -152,13 +152,136 @@ list_subdirs(const char *path, char ***names, size_t *n, struct dbphase_error *e
 	return 0;
 }
 
+/* The attribute a backend's clients are read by when repository.yaml names none. */
+static const char *const clients_default_attribute[DB_BACKEND__COUNT] = {
+	[DB_BACKEND_POSTGRESQL] = "application_name",
+	[DB_BACKEND_MYSQL] = "program_name",
+};
+
+static void
+repo_clients_release(struct repo_clients *c)
+{
+	free(c->attribute);
+	free(c->pattern);
+	free(c->where);
+	if (c->re) {
+		regfree(c->re);
+		free(c->re);
+	}
+	memset(c, 0, sizeof(*c));
+}
+
 /*
- * Load DIR/repository.yaml if there is one: id, version_table, description.
+ * One backend's entry of 'clients': a pattern (over the backend's default
+ * attribute) or a mapping of one attribute to its pattern.  The pattern is
+ * compiled here, so that a bad one is a load error with its position.
+ */
+static int
+load_clients_entry(struct repo *repo, const struct ydoc *doc, enum db_backend backend,
+		   const struct ynode *value, struct dbphase_error *err)
+{
+	struct repo_clients *c = &repo->clients[backend];
+	const char *name = db_backend_name(backend), *attribute, *pattern;
+	const struct ynode *pnode = value;
+	char *what, *msg;
+	int rc;
+
+	if (value->kind == YNODE_MAP) {
+		if (value->n != 1)
+			return ydoc_errorf(doc, value, err,
+					   "'clients.%s' must map one connection attribute to its "
+					   "pattern (e.g. '{%s: \"^shop-([0-9]+)$\"}'), not %zu of them",
+					   name, clients_default_attribute[backend], value->n);
+		attribute = value->keys[0]->scalar;
+		pnode = value->items[0];
+		if (backend == DB_BACKEND_POSTGRESQL && strcmp(attribute, "application_name") != 0)
+			return ydoc_errorf(doc, value->keys[0], err,
+					   "'clients.postgresql' reads 'application_name' (the one "
+					   "attribute a PostgreSQL client names itself by), not '%s'",
+					   attribute);
+		/* performance_schema.session_connect_attrs.ATTR_NAME is varchar(32). */
+		if (*attribute == '\0' || strlen(attribute) > 32)
+			return ydoc_errorf(doc, value->keys[0], err,
+					   "a connection attribute name has 1 to 32 characters, not "
+					   "%zu", strlen(attribute));
+	} else {
+		attribute = clients_default_attribute[backend];
+	}
+	what = xasprintf("the pattern of 'clients.%s'", name);
+	rc = ynode_str(doc, pnode, what, &pattern, err);
+	free(what);
+	if (rc < 0)
+		return rc;
+	if (*pattern == '\0' || ynode_is_null(pnode))
+		return ydoc_errorf(doc, pnode, err, "the pattern of 'clients.%s' must not be "
+				   "empty", name);
+	c->re = xmalloc(sizeof(*c->re));
+	if ((rc = regcomp(c->re, pattern, REG_EXTENDED)) != 0) {
+		msg = xmalloc(regerror(rc, c->re, NULL, 0));
+		regerror(rc, c->re, msg, regerror(rc, c->re, NULL, 0));
+		free(c->re);
+		c->re = NULL;
+		rc = ydoc_errorf(doc, pnode, err, "bad regular expression in 'clients.%s' "
+				 "(POSIX extended syntax): %s", name, msg);
+		free(msg);
+		return rc;
+	}
+	if (c->re->re_nsub < 1) {
+		repo_clients_release(c);
+		return ydoc_errorf(doc, pnode, err, "the pattern of 'clients.%s' has no group: "
+				   "put the schema version in parentheses, e.g. "
+				   "'^shop-([0-9]+)$'", name);
+	}
+	c->attribute = xstrdup(attribute);
+	c->pattern = xstrdup(pattern);
+	c->where = xasprintf("%s:%d:%d", doc->path, pnode->line, pnode->col);
+	return 0;
+}
+
+/* 'clients': backend -> entry (load_clients_entry); null asks nothing. */
+static int
+load_clients(struct repo *repo, const struct ydoc *doc, const struct ynode *node,
+	     struct dbphase_error *err)
+{
+	static const char expected[] = "expected postgresql or mysql (also spelled mariadb)";
+	size_t i;
+	int rc, backend;
+
+	if (ynode_is_null(node))
+		return 0;
+	if (node->kind != YNODE_MAP)
+		return ydoc_errorf(doc, node, err, "'clients' must be a mapping of backend to "
+				   "pattern (%s), not %s", expected, ynode_kind_name(node));
+	for (i = 0; i < node->n; i++) {
+		const struct ynode *key = node->keys[i];
+
+		backend = db_backend_from_name(key->scalar);
+		if (backend == DB_BACKEND_SQLITE)
+			return ydoc_errorf(doc, key, err, "'clients.%s': SQLite has no client "
+					   "connections to read; remove it (nodes of a SQLite "
+					   "database register instead: dbphase node register)",
+					   key->scalar);
+		if (backend < 0)
+			return ydoc_errorf(doc, key, err, "unknown backend '%s' in 'clients'; %s",
+					   key->scalar, expected);
+		if (repo->clients[backend].attribute)
+			return ydoc_errorf(doc, key, err, "'clients' names %s twice",
+					   db_backend_name((enum db_backend)backend));
+		if ((rc = load_clients_entry(repo, doc, (enum db_backend)backend, node->items[i],
+					     err)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * Load DIR/repository.yaml if there is one: id, version_table, description,
+ * clients.
  */
 static int
 load_repository_yaml(struct repo *repo, struct dbphase_error *err)
 {
-	static const char expected[] = "expected id, version_table, description";
+	static const char expected[] = "expected id, version_table, description, clients";
 	struct ydoc doc = { NULL, NULL };
 	const struct ynode *root, *key, *value;
 	const char *s;
@@ -207,6 +330,9 @@ load_repository_yaml(struct repo *repo, struct dbphase_error *err)
 			repo->version_table = xstrdup(s);
 		} else if (strcmp(key->scalar, "description") == 0) {
 			if ((rc = ynode_str(&doc, value, "'description'", &s, err)) < 0)
+				goto out;
+		} else if (strcmp(key->scalar, "clients") == 0) {
+			if ((rc = load_clients(repo, &doc, value, err)) < 0)
 				goto out;
 		} else {
 			rc = ydoc_errorf(&doc, key, err,
@@ -595,6 +721,8 @@ repo_load(struct repo *repo, const char *dir, const char *extension,
 		repo->parent_id = main_repo.id;
 		free(main_repo.version_table);
 		free(main_repo.extension);
+		for (i = 0; i < DB_BACKEND__COUNT; i++)
+			repo_clients_release(&main_repo.clients[i]);
 		if (rc < 0)
 			goto out;
 	}
@@ -649,7 +777,17 @@ repo_release(struct repo *repo)
 	free(repo->parent_id);
 	free(repo->version_table);
 	free(repo->phases_dir);
+	for (i = 0; i < DB_BACKEND__COUNT; i++)
+		repo_clients_release(&repo->clients[i]);
 	memset(repo, 0, sizeof(*repo));
+}
+
+const struct repo_clients *
+repo_clients_for(const struct repo *repo, enum db_backend backend)
+{
+	if ((unsigned)backend >= DB_BACKEND__COUNT || repo->clients[backend].attribute == NULL)
+		return NULL;
+	return &repo->clients[backend];
 }
 
 int64_t

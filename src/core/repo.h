@@ -15,10 +15,12 @@
 #ifndef DBPHASE_CORE_REPO_H
 #define DBPHASE_CORE_REPO_H
 
+#include <regex.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "core/error.h"
+#include "core/url.h"
 #include "core/ydoc.h"
 
 struct migration_op {
@@ -38,6 +40,19 @@ struct migration {
 	size_t n_ops;
 };
 
+/*
+ * repository.yaml 'clients', for one backend: which attribute of a live
+ * connection names the application's code, and the pattern whose first
+ * group is the schema version that code needs (the state machine applies
+ * it; see doc/migration-format.md).
+ */
+struct repo_clients {
+	char *attribute;		/* NULL: no check on this backend; owned */
+	char *pattern;			/* POSIX extended regular expression; owned */
+	char *where;			/* "path:line:column" of the pattern; owned */
+	regex_t *re;			/* pattern compiled; owned */
+};
+
 struct repo {
 	char *dir;			/* owned */
 	char *id;			/* repository.yaml id, default: folder name; owned */
@@ -49,6 +64,7 @@ struct repo {
 	size_t n_migrations;
 	char **extensions;		/* names under DIR/extensions, sorted; owned */
 	size_t n_extensions;
+	struct repo_clients clients[DB_BACKEND__COUNT];	/* by backend; SQLite's unused */
 };
 
 /*
@@ -74,6 +90,9 @@ void repo_release(struct repo *repo);
  * own.  Caller frees.
  */
 char *repo_state_key(const struct repo *repo);
+
+/* The clients check for backend, or NULL when repository.yaml asks none. */
+const struct repo_clients *repo_clients_for(const struct repo *repo, enum db_backend backend);
 
 /* The latest version on disk (0 for an empty repository). */
 int64_t repo_latest(const struct repo *repo);

@@ -272,6 +272,85 @@ db_estimate_rows(struct db_conn *conn, const char *table, uint64_t *rows,
 	return rc;
 }
 
+int
+db_list_clients(struct db_conn *conn, const char *attribute, struct db_client **out,
+		size_t *n, struct dbphase_error *err)
+{
+	struct db_param p = DB_TEXT(attribute);
+	struct db_result *res = NULL;
+	const char *sql = NULL;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	switch (conn->drv->backend) {
+	case DB_BACKEND_POSTGRESQL:
+		if (strcmp(attribute, "application_name") != 0)
+			return err_setf(err, DBPHASE_EUNSUPPORTED, "a PostgreSQL client names "
+					"itself by application_name only, not '%s'", attribute);
+		/* A local socket has no address (client_port -1). */
+		sql = "SELECT pid, CASE WHEN client_addr IS NULL THEN NULL "
+		      "ELSE host(client_addr) || ':' || client_port END, application_name "
+		      "FROM pg_catalog.pg_stat_activity "
+		      "WHERE datname = current_database() AND backend_type = 'client backend' "
+		      "AND pid <> pg_catalog.pg_backend_pid() AND application_name <> '' "
+		      "ORDER BY pid";
+		break;
+	case DB_BACKEND_MYSQL:
+		if ((rc = db_query(conn, "SELECT @@GLOBAL.performance_schema", NULL, 0, &res,
+				   err)) < 0)
+			return rc;
+		if (res->n_rows == 0 || !db_value_true(db_result_value(res, 0, 0))) {
+			db_result_free(res);
+			return err_setf(err, DBPHASE_EUNSUPPORTED, "performance_schema is off on "
+					"this MariaDB server, so it keeps no connection attributes; "
+					"set performance_schema=ON in its configuration and restart "
+					"it");
+		}
+		db_result_free(res);
+		res = NULL;
+		/* PROCESSLIST shows other users' sessions only with the PROCESS privilege. */
+		sql = "SELECT a.PROCESSLIST_ID, p.HOST, a.ATTR_VALUE "
+		      "FROM performance_schema.session_connect_attrs a "
+		      "LEFT JOIN information_schema.PROCESSLIST p ON p.ID = a.PROCESSLIST_ID "
+		      "WHERE a.ATTR_NAME = $1 AND a.PROCESSLIST_ID <> CONNECTION_ID() "
+		      "ORDER BY a.PROCESSLIST_ID";
+		break;
+	case DB_BACKEND_SQLITE:
+		return err_setf(err, DBPHASE_EUNSUPPORTED, "SQLite has no client connections "
+				"to read");
+	}
+	rc = db_query(conn, sql, &p, conn->drv->backend == DB_BACKEND_MYSQL ? 1 : 0, &res, err);
+	if (rc < 0)
+		return rc;
+	*out = xcalloc(res->n_rows ? res->n_rows : 1, sizeof(**out));
+	for (i = 0; i < res->n_rows; i++) {
+		const char *addr = db_result_value(res, i, 1), *value = db_result_value(res, i, 2);
+
+		/* MariaDB says "localhost" for a local socket: no address, as on PostgreSQL. */
+		(*out)[i].id = xstrdup(db_result_value(res, i, 0) ? db_result_value(res, i, 0) : "?");
+		(*out)[i].address = addr && strcmp(addr, "localhost") != 0 ? xstrdup(addr) : NULL;
+		(*out)[i].value = xstrdup(value ? value : "");
+	}
+	*n = res->n_rows;
+	db_result_free(res);
+	return 0;
+}
+
+void
+db_clients_free(struct db_client *clients, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(clients[i].id);
+		free(clients[i].address);
+		free(clients[i].value);
+	}
+	free(clients);
+}
+
 const char *
 db_sql_now_epoch(enum db_backend backend)
 {

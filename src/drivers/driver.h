@@ -282,6 +282,30 @@ void db_quote_literal(enum db_backend backend, struct strbuf *out, const char *t
 int db_estimate_rows(struct db_conn *conn, const char *table, uint64_t *rows,
 		     struct dbphase_error *err);
 
+/*
+ * One live client connection to the server, as db_list_clients reads it.
+ * All strings owned.
+ */
+struct db_client {
+	char *id;		/* the server's id of its session (pid, connection id) */
+	char *address;		/* "host:port" it connects from; NULL if unknown or local */
+	char *value;		/* the attribute's value */
+};
+
+/*
+ * The sessions other than conn's own whose client set the named attribute,
+ * with its value: on PostgreSQL the client backends of conn's database
+ * (pg_stat_activity; attribute must be "application_name"); on MariaDB
+ * every session of the server (performance_schema.session_connect_attrs,
+ * the address from information_schema.PROCESSLIST).  The caller frees the
+ * array with db_clients_free.  DBPHASE_EUNSUPPORTED on SQLite (no
+ * connections), for another attribute on PostgreSQL, and on a MariaDB
+ * server whose performance_schema is off (it then records no attribute).
+ */
+int db_list_clients(struct db_conn *conn, const char *attribute, struct db_client **out,
+		    size_t *n, struct dbphase_error *err);
+void db_clients_free(struct db_client *clients, size_t n);
+
 /* SQL for the database clock as Unix seconds, in the backend's dialect. */
 const char *db_sql_now_epoch(enum db_backend backend);
 

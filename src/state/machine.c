@@ -15,6 +15,7 @@
 
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
+#include "state/clients.h"
 #include "state/effect.h"
 #include "state/verify.h"
 
@@ -612,11 +613,78 @@ check_nodes(struct state *st, int64_t target, const struct machine_opts *o, char
 	return rc;
 }
 
+/* Connections a refusal or warning names; the others are counted. */
+#define MACHINE_CLIENTS_NAMED 10
+
+/*
+ * Contract gate, second source: live connections that say (repository.yaml
+ * clients, state/clients.h) they run code that needs a version below
+ * target.  A server that cannot tell (MariaDB without performance_schema)
+ * refuses too, never a silent pass.  With --force either is named in a
+ * warning and appended to *forced (for the history).
+ */
+static int
+check_clients(struct state *st, const struct repo *repo, int64_t target,
+	      const struct machine_opts *o, char **forced, struct dbphase_error *err)
+{
+	struct clients_report rep;
+	struct strbuf old = STRBUF_INIT;
+	size_t i, blocking = 0;
+	char *why = NULL;
+	int rc = clients_read(st, repo, &rep, err);
+
+	if (rc < 0 || rep.config == NULL)
+		return rc;
+	for (i = 0; i < rep.n; i++) {
+		const struct clients_entry *e = &rep.entries[i];
+
+		if (e->version >= target || ++blocking > MACHINE_CLIENTS_NAMED)
+			continue;
+		strbuf_addf(&old, "%s%s (session %s, %s '%s', needs version %lld)",
+			    old.len ? ", " : "", clients_address(e), e->id, rep.config->attribute,
+			    e->value, (long long)e->version);
+	}
+	if (blocking > MACHINE_CLIENTS_NAMED)
+		strbuf_addf(&old, " and %zu more", blocking - MACHINE_CLIENTS_NAMED);
+	if (rep.unreadable)
+		why = xasprintf("%s asks which code the live connections run (by their %s), but "
+				"the server cannot tell: %s", rep.config->where,
+				rep.config->attribute, rep.unreadable);
+	else if (blocking > 0)
+		why = xasprintf("%zu live connection%s still run%s code that needs an older "
+				"schema: %s", blocking, blocking == 1 ? "" : "s",
+				blocking == 1 ? "s" : "", old.buf);
+	if (why && !o->force) {
+		rc = err_setf(err, DBPHASE_EREFUSED, "contract to %lld refused: %s; %s, or "
+			      "contract anyway with --force", (long long)target, why,
+			      rep.unreadable ? "turn it on" : blocking == 1 ?
+			      "upgrade or stop that client first" :
+			      "upgrade or stop those clients first");
+	} else if (why) {
+		struct machine_event ev = { .kind = MACHINE_WARNING, .phase = PHASE_CONTRACT };
+		char *msg = xasprintf("--force: contracted to %lld although %s", (long long)target,
+				      why);
+		char *all = *forced ? xasprintf("%s; %s", *forced, msg) : xstrdup(msg);
+
+		ev.message = msg;
+		emit(o, &ev);
+		free(*forced);
+		*forced = all;
+		free(msg);
+	}
+	free(why);
+	strbuf_release(&old);
+	clients_report_release(&rep);
+	return rc;
+}
+
 /* May phase move to target?  The refusal names what must happen first. */
 static int
-gate(struct state *st, enum phase phase, int64_t target, const struct state_versions *v,
-     const struct machine_opts *o, char **forced, struct dbphase_error *err)
+gate(struct state *st, const struct repo *repo, enum phase phase, int64_t target,
+     const struct state_versions *v, const struct machine_opts *o, char **forced,
+     struct dbphase_error *err)
 {
+	int rc;
 	long long t = (long long)target;
 
 	switch (phase) {
@@ -638,7 +706,9 @@ gate(struct state *st, enum phase phase, int64_t target, const struct state_vers
 			return err_setf(err, DBPHASE_EREFUSED,
 					"contract to %lld refused: migrate is at %lld; run db_sync "
 					"--migrate %lld first", t, (long long)v->migrate, t);
-		return check_nodes(st, target, o, forced, err);
+		if ((rc = check_nodes(st, target, o, forced, err)) < 0)
+			return rc;
+		return check_clients(st, repo, target, o, forced, err);
 	}
 	return 0;
 }
@@ -843,7 +913,7 @@ run_versions_resuming(struct transition *t, const struct repo *repo, const struc
 		if (*phase_field(&t->v, phase) < target) {
 			char *forced = NULL;
 
-			rc = gate(t->st, phase, target, &t->v, o, &forced, err);
+			rc = gate(t->st, repo, phase, target, &t->v, o, &forced, err);
 			free(forced);
 			if (rc < 0)
 				return rc;
@@ -874,7 +944,7 @@ machine_phase(struct state *st, const struct repo *repo, const struct plan *plan
 		return close_transition(&t, 0, NULL, NULL, err);
 	}
 	/* Contract's last gate: derived columns equal their sources (state/verify.h). */
-	if ((rc = gate(st, phase, target, &t.v, o, &forced, err)) < 0 ||
+	if ((rc = gate(st, repo, phase, target, &t.v, o, &forced, err)) < 0 ||
 	    (phase == PHASE_CONTRACT &&
 	     (rc = verify_gate(st, plan, &t.v, target, o, &forced, err)) < 0)) {
 		rc = close_transition(&t, rc, rc == DBPHASE_EREFUSED ? "refused" :

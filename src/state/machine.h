@@ -62,7 +62,9 @@
  * but not reading.
  *
  * The contract gate of V: M >= V; no live node (heartbeat within node_ttl_s,
- * and never less than MACHINE_NODE_GONE_S) needs a version < V; and verify
+ * and never less than MACHINE_NODE_GONE_S) needs a version < V; no live
+ * database connection identifies itself, by the repository's `clients`
+ * pattern, as code that needs a version < V (state/clients.h); and verify
  * finds every derived column equal to its source (state/verify.h).
  *
  * Guarantees:

@@ -3,6 +3,7 @@
  * (sorted versions, checksums, extensions, phases/), and one test per kind
  * of bad input, each checking the exact file:line:column reported.
  */
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -521,7 +522,7 @@ Test(repo, unknown_repository_yaml_key)
 	test_write_file(dir, "versions/001_initial.yaml", good_1);
 	load_fails(NULL, DBPHASE_EBADINPUT,
 		   "%D/repository.yaml:2:1: unknown key 'version_tabel' in repository.yaml;"
-		   " expected id, version_table, description");
+		   " expected id, version_table, description, clients");
 }
 
 Test(repo, bad_version_table)
@@ -554,6 +555,92 @@ Test(repo, version_table_length)
 		   "%D/repository.yaml:1:16: 'version_table' must be a SQL identifier"
 		   " (a letter or '_', then up to 62 letters, digits or '_'),"
 		   " not 't_abcdefghijklmnopqrstuvwxyz_abcdefghijklmnopqrstuvwxyz_01234567'");
+}
+
+/* clients: per backend, a pattern or one attribute -> pattern; compiled at load. */
+Test(repo, clients_patterns_per_backend)
+{
+	const struct repo_clients *c;
+	struct repo repo;
+	regmatch_t m[2];
+
+	test_write_file(dir, "repository.yaml",
+			"id: shop\n"
+			"clients:\n"
+			"  postgresql: \"^shop-([0-9]+)$\"\n"
+			"  mariadb: {app_release: \"^r([0-9]+)\\\\.x$\"}\n");
+	test_write_file(dir, "versions/001_initial.yaml", good_1);
+	load_ok(&repo, NULL);
+	c = repo_clients_for(&repo, DB_BACKEND_POSTGRESQL);
+	cr_assert_not_null(c);
+	cr_assert_str_eq(c->attribute, "application_name");
+	cr_assert_str_eq(c->pattern, "^shop-([0-9]+)$");
+	cr_assert_eq(regexec(c->re, "shop-12", 2, m, 0), 0);
+	cr_assert_eq(m[1].rm_so, 5);
+	c = repo_clients_for(&repo, DB_BACKEND_MYSQL);
+	cr_assert_not_null(c);
+	cr_assert_str_eq(c->attribute, "app_release");
+	cr_assert_eq(regexec(c->re, "r7.x", 0, NULL, 0), 0);
+	cr_assert_neq(regexec(c->re, "r7yx", 0, NULL, 0), 0);
+	cr_assert_null(repo_clients_for(&repo, DB_BACKEND_SQLITE));
+	repo_release(&repo);
+	/* The default MariaDB attribute is program_name; no clients: nothing asked. */
+	test_write_file(dir, "repository.yaml", "clients: {mysql: \"^shop-([0-9]+)$\"}\n");
+	load_ok(&repo, NULL);
+	cr_assert_str_eq(repo_clients_for(&repo, DB_BACKEND_MYSQL)->attribute, "program_name");
+	cr_assert_null(repo_clients_for(&repo, DB_BACKEND_POSTGRESQL));
+	repo_release(&repo);
+	test_write_file(dir, "repository.yaml", "id: shop\n");
+	load_ok(&repo, NULL);
+	cr_assert_null(repo_clients_for(&repo, DB_BACKEND_POSTGRESQL));
+	cr_assert_null(repo_clients_for(&repo, DB_BACKEND_MYSQL));
+	repo_release(&repo);
+}
+
+/* Every mistake in clients is file:line:column, at the value that is wrong. */
+Test(repo, clients_errors)
+{
+	static const struct {
+		const char *yaml;
+		const char *want;
+	} cases[] = {
+		{ "clients:\n  postgresql: \"^shop-([0-9]+$\"\n",
+		  "%D/repository.yaml:2:15: bad regular expression in 'clients.postgresql'"
+		  " (POSIX extended syntax): Unmatched ( or \\(" },
+		{ "clients:\n  postgresql: \"^shop-[0-9]+$\"\n",
+		  "%D/repository.yaml:2:15: the pattern of 'clients.postgresql' has no group: put"
+		  " the schema version in parentheses, e.g. '^shop-([0-9]+)$'" },
+		{ "clients:\n  sqlite: \"^shop-([0-9]+)$\"\n",
+		  "%D/repository.yaml:2:3: 'clients.sqlite': SQLite has no client connections to"
+		  " read; remove it (nodes of a SQLite database register instead: dbphase node"
+		  " register)" },
+		{ "clients:\n  oracle: x\n",
+		  "%D/repository.yaml:2:3: unknown backend 'oracle' in 'clients'; expected"
+		  " postgresql or mysql (also spelled mariadb)" },
+		{ "clients:\n  postgresql: {program_name: \"^(1)$\"}\n",
+		  "%D/repository.yaml:2:16: 'clients.postgresql' reads 'application_name' (the one"
+		  " attribute a PostgreSQL client names itself by), not 'program_name'" },
+		{ "clients:\n  mysql: {a: \"(1)\", b: \"(2)\"}\n",
+		  "%D/repository.yaml:2:10: 'clients.mysql' must map one connection attribute to"
+		  " its pattern (e.g. '{program_name: \"^shop-([0-9]+)$\"}'), not 2 of them" },
+		{ "clients:\n  mysql: {program_name: [1]}\n",
+		  "%D/repository.yaml:2:25: the pattern of 'clients.mysql' must be a string, not"
+		  " a list" },
+		{ "clients:\n  mysql: \"\"\n",
+		  "%D/repository.yaml:2:10: the pattern of 'clients.mysql' must not be empty" },
+		{ "clients:\n  mysql: \"(1)\"\n  mariadb: \"(2)\"\n",
+		  "%D/repository.yaml:3:3: 'clients' names mysql twice" },
+		{ "clients: [postgresql]\n",
+		  "%D/repository.yaml:1:10: 'clients' must be a mapping of backend to pattern"
+		  " (expected postgresql or mysql (also spelled mariadb)), not a list" },
+	};
+	size_t i;
+
+	test_write_file(dir, "versions/001_initial.yaml", good_1);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		test_write_file(dir, "repository.yaml", cases[i].yaml);
+		load_fails(NULL, DBPHASE_EBADINPUT, cases[i].want);
+	}
 }
 
 Test(repo, repository_yaml_syntax_error)
