@@ -115,3 +115,48 @@ strbuf_setlen(struct strbuf *sb, size_t len)
 	sb->len = len;
 	sb->buf[len] = '\0';
 }
+
+static int
+strbuf_is_blank(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+void
+strbuf_add_excerpt(struct strbuf *sb, const char *text, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)text;
+	size_t used = 0, len;
+
+	while (strbuf_is_blank(*p))
+		p++;
+	while (*p) {
+		if (strbuf_is_blank(*p)) {
+			while (strbuf_is_blank(*p))
+				p++;
+			if (*p == '\0')
+				break;
+			if (used + 1 > max)
+				goto cut;
+			strbuf_addch(sb, ' ');
+			used++;
+			continue;
+		}
+		/* A UTF-8 character is added whole or not at all. */
+		len = 1;
+		if (*p >= 0xc0)
+			while (len < 4 && (p[len] & 0xc0) == 0x80)
+				len++;
+		if (used + len > max)
+			goto cut;
+		if (*p < 0x20 || *p == 0x7f)
+			strbuf_addch(sb, '?');
+		else
+			strbuf_add(sb, p, len);
+		used += len;
+		p += len;
+	}
+	return;
+cut:
+	strbuf_addstr(sb, "...");
+}
