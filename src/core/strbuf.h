@@ -35,12 +35,4 @@ void strbuf_vaddf(struct strbuf *sb, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 void strbuf_setlen(struct strbuf *sb, size_t len);
 
-/*
- * Append text on one line, for a message or a log line: each run of
- * blanks and line breaks becomes one space (none at either end), other
- * control bytes show as '?', and text longer than max bytes is cut, never
- * inside a UTF-8 character, with "..." appended.
- */
-void strbuf_add_excerpt(struct strbuf *sb, const char *text, size_t max);
-
 #endif

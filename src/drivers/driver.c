@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/excerpt.h"
 #include "core/xmalloc.h"
 
 extern const struct db_driver db_sqlite_driver;
@@ -151,7 +152,7 @@ db_stmt_begin(struct db_conn *conn, const char *sql)
 	if (!log_enabled(db_stmt_level(conn)))
 		return;
 	/* Copied: an asynchronous statement's text may be gone when it ends. */
-	strbuf_add_excerpt(&sb, sql, DB_LOG_SQL_MAX);
+	excerpt_add_oneline(&sb, sql, DB_LOG_SQL_MAX);
 	conn->stmt_text = strbuf_detach(&sb);
 	conn->stmt_started = db_now_ms();
 }
@@ -166,7 +167,7 @@ db_stmt_end(struct db_conn *conn, int rc, const struct dbphase_error *err,
 		return;		/* begun while the log did not want it */
 	if (rc < 0) {
 		strbuf_addstr(&outcome, ", failed (");
-		strbuf_add_excerpt(&outcome, err && err->message ? err->message
+		excerpt_add_oneline(&outcome, err && err->message ? err->message
 								 : dbphase_strerror(rc),
 				   DB_LOG_SQL_MAX);
 		strbuf_addch(&outcome, ')');

@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "core/excerpt.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
 
@@ -156,7 +157,7 @@ exec_statement(struct db_conn *conn, const struct exec_job *job, const char *sql
 	if (rc < 0) {
 		struct strbuf excerpt = STRBUF_INIT;
 
-		strbuf_add_excerpt(&excerpt, sql, 200);
+		excerpt_add_oneline(&excerpt, sql, 200);
 		err_prefixf(err, "in \"%s\"", excerpt.buf);
 		strbuf_release(&excerpt);
 	}

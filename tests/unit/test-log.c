@@ -1,13 +1,14 @@
 /*
  * tests/unit/test-log.c - the library's log: nothing without a sink,
  * levels, context, one line per message; and the one-line excerpt that
- * its statement lines (and error messages) use.
+ * its statement lines (and error messages) use (core/excerpt.h).
  */
 #include "config.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/excerpt.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "testlib.h"
@@ -87,7 +88,7 @@ expect_excerpt(const char *text, size_t max, const char *want)
 	struct strbuf sb = STRBUF_INIT;
 
 	strbuf_addstr(&sb, "<");
-	strbuf_add_excerpt(&sb, text, max);
+	excerpt_add_oneline(&sb, text, max);
 	cr_expect_str_eq(sb.buf, want, "excerpt of \"%s\" at %zu: %s", text, max, sb.buf);
 	strbuf_release(&sb);
 }
