@@ -13,6 +13,8 @@
 
 #include "cli/cli.h"
 #include "core/excerpt.h"
+#include "core/log.h"
+#include "core/strbuf.h"
 #include "core/xmalloc.h"
 
 const struct cli_command cli_commands[] = {
@@ -129,7 +131,9 @@ static const char global_help[] =
 	"  --jobs N, --batch-size N, --max-batch-size N, --batch-time MS, --max-rate N,\n"
 	"  --lock-timeout MS, --lock-wait S, --reconnect-wait S, --node-ttl S\n"
 	"                        override the [dbphase] settings of the same names\n"
-	"  -d, --debug           more detail in errors\n"
+	"  -d, --debug           log every statement sent to stderr (connection, time\n"
+	"                        taken, rows), each lock wait and retry; more detail\n"
+	"                        in errors\n"
 	"  -h, --help            this help; COMMAND --help for a command's\n"
 	"      --version         print the version\n";
 
@@ -304,6 +308,25 @@ cli_load_config(struct cli *cli)
 			return DBPHASE_EUSAGE;
 		}
 	return 0;
+}
+
+/*
+ * The library's log, with -d: "dbphase: debug: [main pg#12345] 3.2 ms: SQL",
+ * one write per line (SQLite's statements log from the thread pool).
+ */
+static void
+log_to_stderr(void *arg, enum log_level level, const char *context, const char *message)
+{
+	struct strbuf line = STRBUF_INIT;
+
+	strbuf_addf(&line, "dbphase: %s: ", log_level_name(level));
+	if (context)
+		strbuf_addf(&line, "[%s] ", context);
+	strbuf_addstr(&line, message);
+	strbuf_addch(&line, '\n');
+	fwrite(line.buf, 1, line.len, stderr);
+	strbuf_release(&line);
+	(void)arg;
 }
 
 /*
@@ -515,6 +538,11 @@ main(int argc, char **argv)
 	if (rc == 1) {
 		cli_release(&cli);
 		return 0;
+	}
+	if (rc == 0 && cli.debug) {
+		/* Bars redrawn in place would garble the log's lines: plain lines instead. */
+		log_set_sink(log_to_stderr, NULL, LOG_LEVEL_DEBUG);
+		cli.progress_tty = cli.progress.tty = false;
 	}
 	if (rc == 0 && cmd == NULL) {
 		/* mogan-dbsync and Alembic's habit: no command is upgrade. */

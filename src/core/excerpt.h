@@ -14,6 +14,8 @@
 #ifndef DBPHASE_CORE_EXCERPT_H
 #define DBPHASE_CORE_EXCERPT_H
 
+#include <stddef.h>
+
 #define EXCERPT_MAX 80
 
 #define EXCERPT_FMT "%.*s%s"
@@ -27,5 +29,16 @@ const char *excerpt_ellipsis(const char *s);
 
 /* The excerpt as an allocated string (with its "..."); caller frees. */
 char *excerpt_dup(const char *s);
+
+struct strbuf;
+
+/*
+ * Append text to sb on one line, for a message or a log line (a statement,
+ * a server's message): each run of blanks and line breaks becomes one
+ * space (none at either end), other control bytes show as '?', and text
+ * longer than max bytes is cut, never inside a UTF-8 character, with "..."
+ * appended.
+ */
+void excerpt_add_oneline(struct strbuf *sb, const char *text, size_t max);
 
 #endif

@@ -1,15 +1,19 @@
 /*
  * drivers/driver.c - what the backends share: the driver table, result and
- * introspection lifetimes, and the $n placeholder rewriter.
+ * introspection lifetimes, the $n placeholder rewriter, and the statement
+ * log's lines (db_stmt_begin / db_stmt_end, called by every driver).
  */
 #include "config.h"
 
 #include "drivers/driver.h"
 
 #include <ctype.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "core/excerpt.h"
 #include "core/xmalloc.h"
 
 extern const struct db_driver db_sqlite_driver;
@@ -42,18 +46,155 @@ db_driver_for(enum db_backend backend)
 	return NULL;
 }
 
+/* Statements longer than this are cut in the log (bytes). */
+#define DB_LOG_SQL_MAX 200
+
+static double
+db_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
 int
-db_connect(const struct db_url *url, struct db_conn **out,
-	   struct dbphase_error *err)
+db_connect_as(const struct db_url *url, const char *name, struct db_conn **out,
+	      struct dbphase_error *err)
 {
 	const struct db_driver *drv = db_driver_for(url->backend);
+	double started = db_now_ms();
+	const char *where;
+	int rc;
 
 	*out = NULL;
 	if (drv == NULL)
 		return err_setf(err, DBPHASE_EUNSUPPORTED,
 				"this dbphase was built without the %s driver",
 				db_backend_name(url->backend));
-	return drv->connect(url, out, err);
+	rc = drv->connect(url, name, out, err);
+	/* Only ever the masked URL: never a password in a log line. */
+	where = url->masked ? url->masked : db_backend_name(url->backend);
+	if (rc == 0)
+		db_log_debug(*out, "%.1f ms: connected to %s (server %s)",
+			     db_now_ms() - started, where, (*out)->server_version_text);
+	else
+		log_debug(name, "%.1f ms: cannot connect to %s", db_now_ms() - started, where);
+	return rc;
+}
+
+int
+db_connect(const struct db_url *url, struct db_conn **out,
+	   struct dbphase_error *err)
+{
+	return db_connect_as(url, "main", out, err);
+}
+
+void
+db_conn_init(struct db_conn *conn, const struct db_driver *drv, const char *name)
+{
+	conn->drv = drv;
+	conn->name = xstrdup(name && *name ? name : "main");
+}
+
+void
+db_conn_release(struct db_conn *conn)
+{
+	free(conn->server_version_text);
+	free(conn->name);
+	free(conn->stmt_text);
+	conn->server_version_text = conn->name = conn->stmt_text = NULL;
+}
+
+void
+db_conn_label(const struct db_conn *conn, struct strbuf *out)
+{
+	static const char *const tags[] = {
+		[DB_BACKEND_SQLITE] = "sqlite",
+		[DB_BACKEND_POSTGRESQL] = "pg",
+		[DB_BACKEND_MYSQL] = "mariadb",
+	};
+
+	strbuf_addf(out, "%s %s", conn->name ? conn->name : "main", tags[conn->drv->backend]);
+	if (conn->session_id)
+		strbuf_addf(out, "#%" PRId64, conn->session_id);
+}
+
+void
+db_log(const struct db_conn *conn, enum log_level level, const char *fmt, ...)
+{
+	struct strbuf label = STRBUF_INIT;
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	if (conn)
+		db_conn_label(conn, &label);
+	va_start(ap, fmt);
+	log_vmsg(level, conn ? label.buf : NULL, fmt, ap);
+	va_end(ap);
+	strbuf_release(&label);
+}
+
+static enum log_level
+db_stmt_level(const struct db_conn *conn)
+{
+	return conn->log_quiet ? LOG_LEVEL_TRACE : LOG_LEVEL_DEBUG;
+}
+
+void
+db_stmt_begin(struct db_conn *conn, const char *sql)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	free(conn->stmt_text);
+	conn->stmt_text = NULL;
+	if (!log_enabled(db_stmt_level(conn)))
+		return;
+	/* Copied: an asynchronous statement's text may be gone when it ends. */
+	excerpt_add_oneline(&sb, sql, DB_LOG_SQL_MAX);
+	conn->stmt_text = strbuf_detach(&sb);
+	conn->stmt_started = db_now_ms();
+}
+
+void
+db_stmt_end(struct db_conn *conn, int rc, const struct dbphase_error *err,
+	    int64_t rows, int64_t affected)
+{
+	struct strbuf outcome = STRBUF_INIT;
+
+	if (conn->stmt_text == NULL)
+		return;		/* begun while the log did not want it */
+	if (rc < 0) {
+		strbuf_addstr(&outcome, ", failed (");
+		excerpt_add_oneline(&outcome, err && err->message ? err->message
+								 : dbphase_strerror(rc),
+				   DB_LOG_SQL_MAX);
+		strbuf_addch(&outcome, ')');
+	} else if (rows >= 0) {
+		strbuf_addf(&outcome, ", %" PRId64 " row%s", rows, rows == 1 ? "" : "s");
+	} else if (affected >= 0) {
+		strbuf_addf(&outcome, ", %" PRId64 " row%s changed", affected,
+			    affected == 1 ? "" : "s");
+	}
+	db_log(conn, db_stmt_level(conn), "%.1f ms%s: %s", db_now_ms() - conn->stmt_started,
+	       outcome.buf, conn->stmt_text);
+	strbuf_release(&outcome);
+	free(conn->stmt_text);
+	conn->stmt_text = NULL;
+}
+
+void
+db_stmt_end_result(struct db_conn *conn, int rc, const struct dbphase_error *err,
+		   const struct db_result *res)
+{
+	/* Without columns and changes, nothing says it was an INSERT, UPDATE or DELETE. */
+	if (res == NULL || rc < 0 || (res->n_cols == 0 && res->affected == 0))
+		db_stmt_end(conn, rc, err, -1, -1);
+	else if (res->n_cols > 0)
+		db_stmt_end(conn, rc, err, (int64_t)res->n_rows, -1);
+	else
+		db_stmt_end(conn, rc, err, -1, (int64_t)res->affected);
 }
 
 void

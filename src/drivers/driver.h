@@ -19,6 +19,14 @@
  * driver with a socket is driven from a libuv poll watcher; a driver whose
  * socket is -1 (SQLite) completes the whole statement inside send, and the
  * executor runs it on the thread pool instead.
+ *
+ * The statement log: every driver reports each statement it sends, from
+ * whatever path (exec, query, begin/commit, introspection, send/take), to
+ * db_stmt_begin when it goes out and to db_stmt_end when its outcome is
+ * known; these write one core/log line at debug level, naming the
+ * connection (db_conn_label), the time taken, the rows and the SQL.  A
+ * driver knows its connection's name and its server's session id, never
+ * what the statement is for.
  */
 #ifndef DBPHASE_DRIVERS_DRIVER_H
 #define DBPHASE_DRIVERS_DRIVER_H
@@ -29,6 +37,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "core/strbuf.h"
 #include "core/url.h"
 
@@ -149,16 +158,26 @@ struct db_conn {
 	int server_version;		/* e.g. 150004 (pg), 101106 (MariaDB), 3040001 (SQLite) */
 	char *server_version_text;	/* owned */
 	bool in_transaction;
+
+	/* For the statement log (db_conn_init and db_conn_release manage them). */
+	char *name;		/* "main", "worker 2": stable for the connection; owned */
+	int64_t session_id;	/* the server's id of the session (pid, thread id); 0: none */
+	bool log_quiet;		/* log statements at trace level only (polling) */
+	double stmt_started;	/* ms, monotonic: the statement in flight began */
+	char *stmt_text;	/* its excerpt, kept only while the log wants it; owned */
 };
 
 struct db_driver {
 	const char *name;
 	enum db_backend backend;
 
-	/* Connect; on failure DBPHASE_ECONNECT with the masked URL and reason. */
-	int (*connect)(const struct db_url *url, struct db_conn **out,
+	/*
+	 * Connect; on failure DBPHASE_ECONNECT with the masked URL and reason.
+	 * name is the connection's name in the statement log (db_conn_init).
+	 */
+	int (*connect)(const struct db_url *url, const char *name, struct db_conn **out,
 		       struct dbphase_error *err);
-	/* Close and free; NULL is a no-op. */
+	/* Close and free (db_conn_release included); NULL is a no-op. */
 	void (*close)(struct db_conn *conn);
 
 	/* Run SQL with no parameters and no result (may hold several statements). */
@@ -248,9 +267,52 @@ struct db_driver {
 /* The driver for a backend, or NULL if it was not built in. */
 const struct db_driver *db_driver_for(enum db_backend backend);
 
-/* Parse-free convenience: find the driver for url->backend and connect. */
+/*
+ * Parse-free convenience: find the driver for url->backend and connect.
+ * The connection is named "main" in the statement log; db_connect_as
+ * gives another name ("worker 2").  With the log at debug level, a line
+ * says which server (masked URL, never a password) and how long it took.
+ */
 int db_connect(const struct db_url *url, struct db_conn **out,
 	       struct dbphase_error *err);
+int db_connect_as(const struct db_url *url, const char *name, struct db_conn **out,
+		  struct dbphase_error *err);
+
+/*
+ * For drivers: fill the shared part of a new connection (zeroed before),
+ * and free what it owns when the connection closes.
+ */
+void db_conn_init(struct db_conn *conn, const struct db_driver *drv, const char *name);
+void db_conn_release(struct db_conn *conn);
+
+/*
+ * The connection in log lines: its name, the backend and the server's
+ * session id where there is one: "main pg#12345", "worker 2 mariadb#37",
+ * "main sqlite".  Appended to out.
+ */
+void db_conn_label(const struct db_conn *conn, struct strbuf *out);
+
+/* A log line about conn (may be NULL), its label the context (pgbouncer's slog_*). */
+void db_log(const struct db_conn *conn, enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+#define db_log_debug(conn, ...) db_log((conn), LOG_LEVEL_DEBUG, __VA_ARGS__)
+
+/*
+ * For drivers: a statement goes out on conn, and its outcome.  rows is the
+ * number of rows it returned, affected the number it changed; -1 when
+ * that does not apply or is not known.  err may be NULL.  Nothing is kept
+ * or formatted unless the log wants the line.
+ */
+void db_stmt_begin(struct db_conn *conn, const char *sql);
+void db_stmt_end(struct db_conn *conn, int rc, const struct dbphase_error *err,
+		 int64_t rows, int64_t affected);
+/*
+ * db_stmt_end with the counts of a materialised result (NULL: unknown);
+ * a result without columns that changed nothing gives no count, since
+ * it may not have been an INSERT, UPDATE or DELETE at all.
+ */
+void db_stmt_end_result(struct db_conn *conn, int rc, const struct dbphase_error *err,
+			const struct db_result *res);
 
 /*
  * Rewrite $n placeholders for a backend that takes ? (MariaDB): copies sql

@@ -583,7 +583,7 @@ mdb_session_setup(struct mdb_conn *c, struct dbphase_error *err)
 }
 
 static int
-mdb_connect(const struct db_url *url, struct db_conn **out,
+mdb_connect(const struct db_url *url, const char *name, struct db_conn **out,
 	    struct dbphase_error *err)
 {
 	struct mdb_conn *c;
@@ -597,7 +597,7 @@ mdb_connect(const struct db_url *url, struct db_conn **out,
 	mysql_thread_init();
 
 	c = XNEW(struct mdb_conn);
-	c->base.drv = &db_mysql_driver;
+	db_conn_init(&c->base, &db_mysql_driver, name);
 	strbuf_init(&c->sql);
 	atomic_init(&c->busy, false);
 	mdb_url_copy(&c->url, url);
@@ -616,6 +616,7 @@ mdb_connect(const struct db_url *url, struct db_conn **out,
 	if (rc < 0)
 		goto out;
 	c->thread_id = mysql_thread_id(c->handle);
+	c->base.session_id = (int64_t)c->thread_id;
 	rc = mdb_check_version(c, err);
 	if (rc < 0)
 		goto out;
@@ -1039,6 +1040,7 @@ mdb_send(struct db_conn *conn, const char *sql, const struct db_param *params,
 	if (c->step != MDB_IDLE)
 		return err_setf(err, DBPHASE_EERROR,
 				"mysql: a statement is already in flight on this connection");
+	db_stmt_begin(conn, sql);
 	c->res = XNEW(struct db_result);
 	if (n_params == 0) {
 		strbuf_addstr(&c->sql, sql);
@@ -1096,8 +1098,10 @@ start:
 	*want = mdb_want_from_wait(mdb_advance(c, 0));
 out:
 	free(order);
-	if (rc < 0)
+	if (rc < 0) {
+		db_stmt_end(conn, rc, err, -1, -1);
 		mdb_reset(c);
+	}
 	return rc;
 }
 
@@ -1141,6 +1145,7 @@ mdb_take(struct db_conn *conn, struct db_result **res, struct dbphase_error *err
 		return err_setf(err, DBPHASE_EERROR, c->step == MDB_IDLE ?
 				"mysql: no statement to take a result from" :
 				"mysql: the statement is still running");
+	db_stmt_end_result(conn, c->err.code, &c->err, c->res);
 	if (c->err.code) {
 		rc = c->err.code;
 		if (err)
@@ -1830,7 +1835,7 @@ mdb_close(struct db_conn *conn)
 	mdb_reset(c);
 	strbuf_release(&c->sql);
 	db_url_release(&c->url);
-	free(c->base.server_version_text);
+	db_conn_release(&c->base);
 	free(c);
 }
 

@@ -256,6 +256,33 @@ pg_conn_abandon_copy(struct pg_conn *pc, const PGresult *res)
 	}
 }
 
+/* The statement log's line for a statement that ended with res (may be NULL). */
+static void
+pg_stmt_end(struct pg_conn *pc, int rc, const struct dbphase_error *err,
+	    const PGresult *res)
+{
+	const char *tuples;
+
+	if (pc->base.stmt_text == NULL)
+		return;
+	if (rc == 0 && res && PQresultStatus(res) == PGRES_TUPLES_OK)
+		db_stmt_end(&pc->base, rc, err, PQntuples(res), -1);
+	else if (rc == 0 && res && *(tuples = PQcmdTuples((PGresult *)res)))
+		db_stmt_end(&pc->base, rc, err, -1, strtoll(tuples, NULL, 10));
+	else
+		db_stmt_end(&pc->base, rc, err, -1, -1);
+}
+
+/* A statement failed before it was under way. */
+static int
+pg_stmt_failed(struct pg_conn *pc, struct dbphase_error *err)
+{
+	int rc = pg_conn_fail(pc, NULL, err);
+
+	pg_stmt_end(pc, rc, err, NULL);
+	return rc;
+}
+
 /*
  * Collect the results of the statement in flight: the first failure and
  * the last success are kept in pc, and pc->done is set once PQgetResult
@@ -322,6 +349,7 @@ pg_conn_finish(struct pg_conn *pc, struct db_result **res,
 		rc = pg_conn_fail(pc, pc->async_err, err);
 	else if (res)
 		*res = pg_result_materialise(pc->async_res);
+	pg_stmt_end(pc, rc, err, pc->async_res);
 	pg_conn_reset(pc);
 	return rc;
 }
@@ -401,12 +429,15 @@ pg_url_describe(const struct db_url *url)
 static char *
 pg_conn_value(struct pg_conn *pc, const char *sql)
 {
-	PGresult *res = PQexec(pc->pg, sql);
+	PGresult *res;
 	char *value = NULL;
 
+	db_stmt_begin(&pc->base, sql);
+	res = PQexec(pc->pg, sql);
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
 	    PQnfields(res) == 1 && !PQgetisnull(res, 0, 0))
 		value = xstrdup(PQgetvalue(res, 0, 0));
+	pg_stmt_end(pc, value ? 0 : DBPHASE_EDB, NULL, res);
 	PQclear(res);
 	return value;
 }
@@ -494,7 +525,7 @@ pg_drv_close(struct db_conn *conn)
 		PQfreeCancel(pc->cancel);
 	if (pc->pg)
 		PQfinish(pc->pg);
-	free(pc->base.server_version_text);
+	db_conn_release(&pc->base);
 	free(pc->desc);
 	free(pc);
 }
@@ -514,7 +545,7 @@ pg_known_keyword(const char *key)
 }
 
 static int
-pg_drv_connect(const struct db_url *url, struct db_conn **out,
+pg_drv_connect(const struct db_url *url, const char *name, struct db_conn **out,
 	       struct dbphase_error *err)
 {
 	const char **keys = NULL, **values = NULL;
@@ -526,7 +557,7 @@ pg_drv_connect(const struct db_url *url, struct db_conn **out,
 	int rc = 0;
 
 	*out = NULL;
-	pc->base.drv = &db_pg_driver;
+	db_conn_init(&pc->base, &db_pg_driver, name);
 	pc->desc = pg_url_describe(url);
 
 	/* Defaults first: for a repeated keyword libpq keeps the last value. */
@@ -580,6 +611,7 @@ pg_drv_connect(const struct db_url *url, struct db_conn **out,
 		goto out;
 	}
 	pc->base.server_version = PQserverVersion(pc->pg);
+	pc->base.session_id = PQbackendPID(pc->pg);
 	pc->base.server_version_text = pg_conn_value(pc, "SHOW server_version");
 	if (pc->base.server_version_text == NULL)
 		pc->base.server_version_text = xasprintf("%d", pc->base.server_version);
@@ -592,8 +624,12 @@ pg_drv_connect(const struct db_url *url, struct db_conn **out,
 	/* quote_literal relies on it; only an old-fashioned server has it off. */
 	scs = PQparameterStatus(pc->pg, "standard_conforming_strings");
 	if (scs && strcmp(scs, "on") != 0) {
-		PGresult *res = PQexec(pc->pg, "SET standard_conforming_strings = on");
+		static const char set_scs[] = "SET standard_conforming_strings = on";
+		PGresult *res;
 
+		db_stmt_begin(&pc->base, set_scs);
+		res = PQexec(pc->pg, set_scs);
+		pg_stmt_end(pc, pg_result_ok(res) ? 0 : DBPHASE_ECONNECT, NULL, res);
 		if (!pg_result_ok(res)) {
 			pg_add_oneline(&why, PQresultErrorMessage(res));
 			PQclear(res);
@@ -634,8 +670,9 @@ pg_drv_exec(struct db_conn *conn, const char *sql, struct dbphase_error *err)
 	 * Not PQexec: it keeps only the last result, and with several
 	 * statements the first failure (the one that stopped them) matters.
 	 */
+	db_stmt_begin(conn, sql);
 	if (!PQsendQuery(pc->pg, sql))
-		return pg_conn_fail(pc, NULL, err);
+		return pg_stmt_failed(pc, err);
 	pc->busy = true;
 	pg_conn_gather(pc, true);
 	return pg_conn_finish(pc, NULL, err);
@@ -697,8 +734,9 @@ pg_drv_query(struct db_conn *conn, const char *sql,
 	if (n_params > INT_MAX)
 		return err_setf(err, DBPHASE_EUSAGE, "too many parameters (%zu)", n_params);
 	text = pg_params_text(params, n_params, &owned);
+	db_stmt_begin(conn, sql);
 	if (!PQsendQueryParams(pc->pg, sql, (int)n_params, NULL, text, NULL, NULL, 0)) {
-		rc = pg_conn_fail(pc, NULL, err);
+		rc = pg_stmt_failed(pc, err);
 		goto out;
 	}
 	pc->busy = true;
@@ -724,6 +762,7 @@ pg_drv_commit(struct db_conn *conn, struct dbphase_error *err)
 
 	if ((rc = pg_conn_check_idle(pc, err)) < 0)
 		return rc;
+	db_stmt_begin(conn, "COMMIT");
 	res = PQexec(pc->pg, "COMMIT");
 	if (res == NULL || !pg_result_ok(res)) {
 		rc = pg_conn_fail(pc, res, err);
@@ -735,6 +774,7 @@ pg_drv_commit(struct db_conn *conn, struct dbphase_error *err)
 		if (err)
 			memcpy(err->sqlstate, "25P02", 6);
 	}
+	pg_stmt_end(pc, rc, err, res);
 	PQclear(res);
 	pg_conn_note_transaction(pc);
 	return rc;
@@ -810,7 +850,7 @@ pg_drv_lock(struct db_conn *conn, const char *name, int timeout_ms,
 	for (;;) {
 		rc = pg_lock_try(pc, name, key, err);
 		if (rc != 0)
-			return rc < 0 ? rc : 0;
+			break;
 		if (timeout_ms >= 0) {
 			left = start + timeout_ms - pg_now_ms();
 			if (left <= 0)
@@ -820,7 +860,12 @@ pg_drv_lock(struct db_conn *conn, const char *name, int timeout_ms,
 		}
 		pg_sleep_ms(wait);
 		wait = wait * 2 > PG_LOCK_POLL_MAX_MS ? PG_LOCK_POLL_MAX_MS : wait * 2;
+		/* The statement log shows the first try; the wait is the caller's line. */
+		conn->log_quiet = true;
 	}
+	conn->log_quiet = false;
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
 	rc = err_setf(err, DBPHASE_ELOCK_TIMEOUT,
 		      "lock '%s' is held by another session; gave up after %d ms",
 		      name, timeout_ms);
@@ -1119,8 +1164,9 @@ pg_drv_send(struct db_conn *conn, const char *sql,
 		pc->nonblocking = true;
 	}
 	text = pg_params_text(params, n_params, &owned);
+	db_stmt_begin(conn, sql);
 	if (!PQsendQueryParams(pc->pg, sql, (int)n_params, NULL, text, NULL, NULL, 0)) {
-		rc = pg_conn_fail(pc, NULL, err);
+		rc = pg_stmt_failed(pc, err);
 		goto out;
 	}
 	pc->busy = true;
@@ -1128,7 +1174,7 @@ pg_drv_send(struct db_conn *conn, const char *sql,
 	flushed = PQflush(pc->pg);
 	if (flushed < 0) {
 		/* The connection broke: collect what libpq made of it, then fail. */
-		rc = pg_conn_fail(pc, NULL, err);
+		rc = pg_stmt_failed(pc, err);
 		pg_conn_gather(pc, false);
 		pg_conn_reset(pc);
 		goto out;

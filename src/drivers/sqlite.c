@@ -59,8 +59,10 @@ sqlite_fail(struct sqlite_conn *c, int rc, const char *what,
 	return code;
 }
 
+static int sqlite_exec(struct db_conn *conn, const char *sql, struct dbphase_error *err);
+
 static int
-sqlite_connect(const struct db_url *url, struct db_conn **out,
+sqlite_connect(const struct db_url *url, const char *name, struct db_conn **out,
 	       struct dbphase_error *err)
 {
 	struct sqlite_conn *c = XNEW(struct sqlite_conn);
@@ -72,7 +74,7 @@ sqlite_connect(const struct db_url *url, struct db_conn **out,
 		free(c);
 		return err_setf(err, DBPHASE_EBADINPUT, "the SQLite URL names no file");
 	}
-	c->base.drv = db_driver_for(DB_BACKEND_SQLITE);
+	db_conn_init(&c->base, db_driver_for(DB_BACKEND_SQLITE), name);
 	c->lock_fd = -1;
 	c->path = xstrdup(url->database);
 	rc = sqlite3_open_v2(c->path, &c->db,
@@ -82,6 +84,7 @@ sqlite_connect(const struct db_url *url, struct db_conn **out,
 		err_setf(err, DBPHASE_ECONNECT, "cannot open SQLite database '%s': %s",
 			 c->path, c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
 		sqlite3_close(c->db);
+		db_conn_release(&c->base);
 		free(c->path);
 		free(c);
 		return DBPHASE_ECONNECT;
@@ -96,7 +99,7 @@ sqlite_connect(const struct db_url *url, struct db_conn **out,
 	 * keeps its journal mode.
 	 */
 	if (strcmp(c->path, ":memory:") != 0)
-		sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+		sqlite_exec(&c->base, "PRAGMA journal_mode=WAL", NULL);
 	*out = &c->base;
 	return 0;
 }
@@ -113,7 +116,7 @@ sqlite_close(struct db_conn *conn)
 		close(c->lock_fd);
 	db_result_free(c->pending);
 	err_release(&c->pending_err);
-	free(c->base.server_version_text);
+	db_conn_release(&c->base);
 	free(c->path);
 	free(c);
 }
@@ -122,11 +125,14 @@ static int
 sqlite_exec(struct db_conn *conn, const char *sql, struct dbphase_error *err)
 {
 	struct sqlite_conn *c = (struct sqlite_conn *)conn;
-	int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+	int rc;
 
+	db_stmt_begin(conn, sql);
+	rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
-		return sqlite_fail(c, rc, NULL, err);
-	return 0;
+		rc = sqlite_fail(c, rc, NULL, err);
+	db_stmt_end(conn, rc, err, -1, -1);
+	return rc;
 }
 
 static int
@@ -167,11 +173,13 @@ sqlite_query(struct db_conn *conn, const char *sql, const struct db_param *param
 	struct strbuf text = STRBUF_INIT;
 	struct db_result *r = NULL;
 	sqlite3_stmt *st = NULL;
+	sqlite3_int64 total_before;
 	size_t alloc = 0, i;
 	int rc;
 
 	if (res)
 		*res = NULL;
+	db_stmt_begin(conn, sql);
 	db_sql_rewrite_params(sql, true, &text, NULL, NULL);
 	rc = sqlite3_prepare_v2(c->db, text.buf, -1, &st, NULL);
 	if (rc != SQLITE_OK) {
@@ -180,6 +188,7 @@ sqlite_query(struct db_conn *conn, const char *sql, const struct db_param *param
 	}
 	if ((rc = sqlite_bind(c, st, params, n_params, err)) < 0)
 		goto out;
+	total_before = sqlite3_total_changes64(c->db);
 	r = XNEW(struct db_result);
 	r->n_cols = (size_t)sqlite3_column_count(st);
 	r->col_names = xcalloc(r->n_cols, sizeof(char *));
@@ -200,13 +209,22 @@ sqlite_query(struct db_conn *conn, const char *sql, const struct db_param *param
 		rc = sqlite_fail(c, rc, NULL, err);
 		goto out;
 	}
-	r->affected = (uint64_t)sqlite3_changes64(c->db);
+	/*
+	 * sqlite3_changes64 keeps the count of the last INSERT, UPDATE or
+	 * DELETE through any other statement (BEGIN, COMMIT, DDL): it is this
+	 * statement's only if the connection's total moved.
+	 */
+	r->affected = sqlite3_total_changes64(c->db) != total_before ?
+		      (uint64_t)sqlite3_changes64(c->db) : 0;
 	rc = 0;
+	db_stmt_end_result(conn, rc, err, r);
 	if (res) {
 		*res = r;
 		r = NULL;
 	}
 out:
+	if (rc < 0)
+		db_stmt_end(conn, rc, err, -1, -1);
 	sqlite3_finalize(st);
 	db_result_free(r);
 	strbuf_release(&text);

@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "core/excerpt.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
 
@@ -66,15 +67,24 @@ is_retryable(const struct dbphase_error *err)
 	return err->code == DBPHASE_ELOCK_TIMEOUT || err->retryable;
 }
 
-/* Wait before attempt n (1-based): 100 ms doubling, at most 5 s. */
+/*
+ * Wait before retry n (1-based) after err: 100 ms doubling, at most 5 s.
+ * The statement log says which retry, how long the wait and why.
+ */
 static void
-backoff(int attempt)
+backoff(struct db_conn *conn, int attempt, const struct exec_opts *o,
+	const struct dbphase_error *err)
 {
 	double ms = 100;
+	int n = attempt;
 
-	while (--attempt > 0 && ms < 5000)
+	while (--n > 0 && ms < 5000)
 		ms *= 2;
-	sleep_ms(ms > 5000 ? 5000 : ms);
+	if (ms > 5000)
+		ms = 5000;
+	db_log_debug(conn, "retry %d of %d in %.0f ms after: %s", attempt, o->max_retries, ms,
+		     err->message ? err->message : dbphase_strerror(err->code));
+	sleep_ms(ms);
 }
 
 static bool
@@ -137,28 +147,6 @@ exec_statement_run(struct db_conn *conn, const struct exec_job *job, const char 
 	return conn->drv->take(conn, NULL, err);
 }
 
-/* The statement on one line, cut at 200 characters, for an error message. */
-static char *
-statement_excerpt(const char *sql)
-{
-	struct strbuf sb = STRBUF_INIT;
-	bool space = false;
-
-	for (; *sql && sb.len < 200; sql++) {
-		if (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r') {
-			space = sb.len > 0;
-			continue;
-		}
-		if (space)
-			strbuf_addch(&sb, ' ');
-		space = false;
-		strbuf_addch(&sb, *sql);
-	}
-	if (*sql)
-		strbuf_addstr(&sb, "...");
-	return strbuf_detach(&sb);
-}
-
 /* Run one statement; a failure names the statement. */
 static int
 exec_statement(struct db_conn *conn, const struct exec_job *job, const char *sql,
@@ -167,10 +155,11 @@ exec_statement(struct db_conn *conn, const struct exec_job *job, const char *sql
 	int rc = exec_statement_run(conn, job, sql, h, err);
 
 	if (rc < 0) {
-		char *excerpt = statement_excerpt(sql);
+		struct strbuf excerpt = STRBUF_INIT;
 
-		err_prefixf(err, "in \"%s\"", excerpt);
-		free(excerpt);
+		excerpt_add_oneline(&excerpt, sql, 200);
+		err_prefixf(err, "in \"%s\"", excerpt.buf);
+		strbuf_release(&excerpt);
 	}
 	return rc;
 }
@@ -325,7 +314,7 @@ exercise_apart(struct db_conn *conn, const struct exec_job *job, const struct ex
 		if (rc == 0 || !is_retryable(err) || attempt > o->max_retries || stopped(o))
 			break;
 		res->retries++;
-		backoff(attempt);
+		backoff(conn, attempt, o, err);
 	}
 	if (rc == 0 || is_retryable(err))
 		return rc;
@@ -392,7 +381,7 @@ run_restartable_job(struct db_conn *conn, const struct exec_job *job,
 		if (rc == 0 || !is_retryable(err) || attempt > o->max_retries || stopped(o))
 			break;
 		res->retries++;
-		backoff(attempt);
+		backoff(conn, attempt, o, err);
 	}
 	if (rc < 0 && i > n_open) {
 		struct dbphase_error cleanup = DBPHASE_ERROR_INIT;
@@ -426,7 +415,7 @@ run_sql_job(struct db_conn *conn, const struct exec_job *job, const struct exec_
 			    stopped(o))
 				break;
 			res->retries++;
-			backoff(attempt);
+			backoff(conn, attempt, o, err);
 		}
 		exec_exercise_release(&ex);
 		return rc;
@@ -445,7 +434,7 @@ run_sql_job(struct db_conn *conn, const struct exec_job *job, const struct exec_
 				    stopped(o))
 					break;
 				res->retries++;
-				backoff(attempt);
+				backoff(conn, attempt, o, err);
 			}
 		}
 	}
@@ -481,7 +470,7 @@ run_rebuild_job(struct db_conn *conn, const struct exec_job *job, const struct e
 		if (rc == 0 || !is_retryable(err) || attempt > o->max_retries || stopped(o))
 			return rc;
 		res->retries++;
-		backoff(attempt);
+		backoff(conn, attempt, o, err);
 	}
 }
 

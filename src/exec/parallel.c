@@ -635,9 +635,12 @@ on_poll_closed(uv_handle_t *h)
 static int
 worker_connect(struct worker *w, struct dbphase_error *err)
 {
+	char *name = xasprintf("worker %d", w->id + 1);
 	int rc, fd;
 
-	if ((rc = db_connect(w->r->url, &w->conn, err)) < 0)
+	rc = db_connect_as(w->r->url, name, &w->conn, err);
+	free(name);
+	if (rc < 0)
 		return rc;
 	if ((rc = w->conn->drv->set_lock_timeout(w->conn, w->r->o->lock_timeout_ms, err)) < 0)
 		return rc;
@@ -1058,6 +1061,9 @@ worker_after_failure(struct worker *w)
 		worker_next(w);
 		return;
 	}
+	db_log_debug(w->conn, "retry %d of %d in %llu ms after %s: %s", w->attempt + 1,
+		     r->o->max_retries, (unsigned long long)backoff_ms(w->attempt + 1),
+		     w->failure_what, w->failure.message ? w->failure.message : "");
 	err_release(&w->failure);
 	if (w->broken) {
 		if (worker_reconnect(w, &w->err) < 0) {

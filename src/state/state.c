@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -77,8 +78,16 @@ int
 state_lock(struct state *st, int wait_s, struct dbphase_error *err)
 {
 	char *name = lock_name(st);
-	int rc = st->conn->drv->lock(st->conn, name, wait_s < 0 ? -1 : wait_s * 1000, err);
+	struct timespec t0, t1;
+	int rc;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = st->conn->drv->lock(st->conn, name, wait_s < 0 ? -1 : wait_s * 1000, err);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	db_log_debug(st->conn, "cluster lock '%s' %s after %.1f ms", name,
+		     rc == 0 ? "taken" : "not taken",
+		     (double)(t1.tv_sec - t0.tv_sec) * 1000.0 +
+		     (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	if (rc == DBPHASE_ELOCK_TIMEOUT)
 		err_setf(err, DBPHASE_ELOCK_TIMEOUT,
 			 "another dbphase holds the lock of repository '%s'; gave up after %d s "
@@ -95,7 +104,8 @@ state_unlock(struct state *st)
 	struct dbphase_error ignored = DBPHASE_ERROR_INIT;
 	char *name = lock_name(st);
 
-	st->conn->drv->unlock(st->conn, name, &ignored);
+	if (st->conn->drv->unlock(st->conn, name, &ignored) == 0)
+		db_log_debug(st->conn, "cluster lock '%s' released", name);
 	st->locked = false;
 	err_release(&ignored);
 	free(name);

@@ -1676,3 +1676,243 @@ Test(cli, sqlite_lock_file_is_never_followed_through_a_symlink)
 	test_rmtree(dir);
 	free(dir);
 }
+
+/* ---- -d/--debug: the statement log on stderr ----------------------------------- */
+
+/* dbphase --database url --repository c's, then the arguments up to NULL. */
+static void
+cli_at(struct cenv *c, const char *url, struct run *r, ...)
+{
+	char *argv[MAX_ARGS + 1];
+	size_t n = 0;
+	va_list ap;
+
+	argv[n++] = "--database";
+	argv[n++] = (char *)url;
+	argv[n++] = "--repository";
+	argv[n++] = c->dir;
+	va_start(ap, r);
+	while (n < MAX_ARGS && (argv[n] = va_arg(ap, char *)) != NULL)
+		n++;
+	va_end(ap);
+	argv[n] = NULL;
+	run_argv(r, argv);
+}
+
+/* The lines of text that start with prefix and hold every word given (up to NULL). */
+static size_t
+lines_with(const char *text, const char *prefix, ...)
+{
+	size_t n = 0;
+
+	while (*text) {
+		size_t len = strcspn(text, "\n");
+		char *line = xstrndup(text, len);
+		bool all = strncmp(line, prefix, strlen(prefix)) == 0;
+		const char *word;
+		va_list ap;
+
+		va_start(ap, prefix);
+		while ((word = va_arg(ap, const char *)) != NULL)
+			all = all && strstr(line, word) != NULL;
+		va_end(ap);
+		n += all;
+		free(line);
+		text += len + (text[len] == '\n');
+	}
+	return n;
+}
+
+/*
+ * Every debug line names its connection ("main pg#123", "worker 2 sqlite")
+ * and is one of: a statement with its time ("3.2 ms: SQL", "1.0 ms, 5 rows:
+ * SQL", "9.1 ms, failed (why): SQL"), a connection, a cluster lock, a retry.
+ * Returns the first line that is none of them, or NULL.
+ */
+static char *
+odd_debug_line(const char *text, enum db_backend backend)
+{
+	static const char *const tags[] = {
+		[DB_BACKEND_SQLITE] = "sqlite",
+		[DB_BACKEND_POSTGRESQL] = "pg#[0-9]+",
+		[DB_BACKEND_MYSQL] = "mariadb#[0-9]+",
+	};
+	char *pattern = xasprintf("^dbphase: debug: \\[(main|worker [0-9]+) %s\\] "
+				  "([0-9]+\\.[0-9] ms(, [0-9]+ rows?( changed)?|, failed \\(.+\\))?: "
+				  "[^ ].*|cluster lock '[^']+' .+|retry [0-9]+ of [0-9]+ in [0-9]+ ms "
+				  "after.*)$", tags[backend]);
+	char *odd = NULL;
+	regex_t re;
+
+	cr_assert_eq(regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB), 0, "%s", pattern);
+	while (*text && odd == NULL) {
+		size_t len = strcspn(text, "\n");
+		char *line = xstrndup(text, len);
+
+		if (strncmp(line, "dbphase: debug:", 15) == 0 && regexec(&re, line, 0, NULL, 0) != 0)
+			odd = line;
+		else
+			free(line);
+		text += len + (text[len] == '\n');
+	}
+	regfree(&re);
+	free(pattern);
+	return odd;
+}
+
+BACKEND_TEST(cli, debug_logs_every_statement_with_its_connection_and_time)
+{
+	static const char password[] = "Pw4d3bugL0g";
+	const char *const v[] = { v1_items, v2_note, v3_fix };
+	char *login, *user, *url, *odd;
+	struct cenv c;
+	struct run r;
+
+	cenv_open(&c, *backend, v, 3);
+	/* A URL with a password where the backend has one (SQLite has none). */
+	login = login_with_password(&c, password, &user);
+	url = login ? login : c.db.url;
+
+	/* Without -d: as before, the database named and nothing of the log. */
+	cli_at(&c, url, &r, "db_sync", "--expand", "1", NULL);
+	cr_assert_eq(r.code, 0, "[%s] " RUN_FMT, bname(&c), RUN_ARGS(r));
+	cr_assert_str_eq(after_database_line(r.err), "", "[%s] %s", bname(&c), r.err);
+	cr_assert_null(strstr(r.out, "debug"), "[%s] %s", bname(&c), r.out);
+	run_release(&r);
+	test_fill_rows(c.conn, "items", 1000);
+
+	/* -d: each DDL statement on the main connection, with its time. */
+	cli_at(&c, url, &r, "-d", "db_sync", "--expand", "2", NULL);
+	cr_assert_eq(r.code, 0, "[%s] " RUN_FMT, bname(&c), RUN_ARGS(r));
+	cr_assert_geq(lines_with(r.err, "dbphase: debug: [main ", " ms", "ALTER TABLE", "items",
+				 "note", NULL), 1, "[%s] no ADD COLUMN line:\n%s", bname(&c), r.err);
+	cr_assert_geq(lines_with(r.err, "dbphase: debug: [main ", " ms", "CREATE ", "INDEX",
+				 "ix_items_note", NULL), 1, "[%s] no CREATE INDEX line:\n%s",
+		      bname(&c), r.err);
+	cr_assert_eq(lines_with(r.err, "dbphase: debug: [main ", "] cluster lock 'dbphase:cli' "
+				"taken after ", NULL), 1, "[%s] %s", bname(&c), r.err);
+	cr_assert_eq(lines_with(r.err, "dbphase: debug: [main ", " ms: connected to ", NULL), 1,
+		     "[%s] %s", bname(&c), r.err);
+	cr_assert_null(odd = odd_debug_line(r.err, *backend), "[%s] odd line: %s", bname(&c), odd);
+	cr_assert_null(strstr(r.out, "debug"), "[%s] the log went to stdout: %s", bname(&c), r.out);
+	cr_assert(!shows(r.out, password) && !shows(r.err, password),
+		  "[%s] the password was printed: " RUN_FMT, bname(&c), RUN_ARGS(r));
+	run_release(&r);
+
+	/* --debug, migrate with two workers: each worker's batches, by name. */
+	EXPECT(&c, 0, "db_sync", "--expand");
+	test_exec(c.conn, *backend == DB_BACKEND_MYSQL ? "ANALYZE TABLE items" : "ANALYZE items");
+	cli_at(&c, url, &r, "--debug", "--jobs", "2", "--batch-size", "100", "db_sync",
+	       "--migrate", NULL);
+	cr_assert_eq(r.code, 0, "[%s] " RUN_FMT, bname(&c), RUN_ARGS(r));
+	if (*backend == DB_BACKEND_SQLITE) {
+		/* One writer at a time: SQLite runs one worker. */
+		cr_assert_eq(lines_with(r.err, "dbphase: debug: [worker 2 ", NULL), 0, "%s", r.err);
+	} else {
+		cr_assert_geq(lines_with(r.err, "dbphase: debug: [worker 2 ", " ms, ", " rows changed: ",
+					 "UPDATE ", "items", NULL), 1,
+			      "[%s] no batch on worker 2:\n%s", bname(&c), r.err);
+	}
+	cr_assert_geq(lines_with(r.err, "dbphase: debug: [worker 1 ", " ms, ", " rows changed: ",
+				 "UPDATE ", "items", NULL), 1,
+		      "[%s] no batch on worker 1:\n%s", bname(&c), r.err);
+	cr_assert_geq(lines_with(r.err, "dbphase: debug: [worker 1 ", " ms: COMMIT", NULL), 1,
+		      "[%s] %s", bname(&c), r.err);
+	cr_assert_null(odd = odd_debug_line(r.err, *backend), "[%s] odd line: %s", bname(&c), odd);
+	cr_assert(!shows(r.out, password) && !shows(r.err, password),
+		  "[%s] the password was printed: " RUN_FMT, bname(&c), RUN_ARGS(r));
+	run_release(&r);
+	cr_assert_eq(count(&c, "SELECT count(*) FROM items WHERE n = id + 1"), 1000);
+
+	/* Without -d once more: nothing of the log. */
+	cli_at(&c, url, &r, "db_sync", NULL);
+	cr_assert_eq(r.code, 0, "[%s] " RUN_FMT, bname(&c), RUN_ARGS(r));
+	cr_assert_null(strstr(r.err, "debug"), "[%s] %s", bname(&c), r.err);
+	cr_assert_null(strstr(r.err, " ms"), "[%s] %s", bname(&c), r.err);
+	run_release(&r);
+	free(login);
+	logout(&c, user);
+	cenv_close(&c);
+}
+
+/*
+ * Each wait for the cluster lock is one line (PostgreSQL's polls are not
+ * lines of their own); each retry of a statement that timed out on a lock
+ * is a line after the failed statement's.
+ */
+BACKEND_TEST(cli, debug_logs_each_lock_wait_and_retry)
+{
+	const char *const v[] = { v1_items, v2_note };
+	struct dbphase_error err = DBPHASE_ERROR_INIT;
+	struct db_conn *blocker;
+	char *dir, *out, *errp, *log;
+	struct cenv c;
+	struct state st;
+	struct run r;
+	double t0;
+	pid_t pid;
+	int code;
+
+	cenv_open(&c, *backend, v, 2);
+	state_init(&st, c.conn, REPO_ID, NULL);
+	cr_assert_eq(state_lock(&st, 0, &err), 0, "%s", err.message);
+	cli(&c, &r, "-d", "--lock-wait", "1", "db_sync", "--expand", NULL);
+	cr_assert_eq(r.code, 75, "[%s] " RUN_FMT, bname(&c), RUN_ARGS(r));
+	cr_assert_eq(lines_with(r.err, "dbphase: debug: [main ", "] cluster lock 'dbphase:cli' not "
+				"taken after ", NULL), 1, "[%s] %s", bname(&c), r.err);
+	if (*backend == DB_BACKEND_POSTGRESQL)
+		cr_assert_eq(lines_with(r.err, "dbphase: debug: [main ", "pg_try_advisory_lock", NULL),
+			     1, "[%s] every poll logged:\n%s", bname(&c), r.err);
+	run_release(&r);
+	state_unlock(&st);
+	state_release(&st);
+	EXPECT(&c, 0, "db_sync", "--expand", "1");
+	/*
+	 * SQLite's one write lock holds dbphase's own bookkeeping up before
+	 * any DDL: there the first wait is the lock's, seen above.
+	 */
+	if (*backend == DB_BACKEND_SQLITE)
+		goto done;
+
+	/* A transaction that read the table keeps ALTER TABLE waiting. */
+	blocker = test_db_connect(&c.db);
+	cr_assert_eq(blocker->drv->begin(blocker, &err), 0, "%s", err.message);
+	test_exec(blocker, *backend == DB_BACKEND_POSTGRESQL ?
+		  "LOCK TABLE items IN ACCESS SHARE MODE" : "SELECT count(*) FROM items");
+	dir = test_mkdtemp();
+	out = xasprintf("%s/out", dir);
+	errp = xasprintf("%s/err", dir);
+	{
+		char *a[] = { "--database", c.db.url, "--repository", c.dir, "-d",
+			      "--lock-timeout", "100", "db_sync", "--expand", "2", NULL };
+
+		pid = spawn_dbphase(a, out, errp, NULL);
+	}
+	/* Until the first retry is logged; a bound, not a timing. */
+	t0 = mono_s();
+	for (log = slurp(errp); !strstr(log, "] retry 1 of ") && mono_s() - t0 < 60;
+	     log = slurp(errp)) {
+		free(log);
+		sleep_ms(20);
+	}
+	free(log);
+	cr_assert_eq(blocker->drv->rollback(blocker, &err), 0, "%s", err.message);
+	db_close(blocker);
+	code = wait_child(pid);
+	log = slurp(errp);
+	cr_assert_eq(code, 0, "[%s] exit %d:\n%s", bname(&c), code, log);
+	cr_assert_geq(lines_with(log, "dbphase: debug: [main ", " ms, failed (", "ALTER TABLE",
+				 "items", NULL), 1, "[%s] no failed ALTER line:\n%s", bname(&c), log);
+	cr_assert_geq(lines_with(log, "dbphase: debug: [main ", "] retry 1 of 8 in 100 ms after: ",
+				 NULL), 1, "[%s] no retry line:\n%s", bname(&c), log);
+	cr_assert_null(odd_debug_line(log, *backend), "[%s] %s", bname(&c), log);
+	assert_row(&c, "2/0/0");
+	free(log);
+	test_rmtree(dir);
+	free(dir);
+	free(out);
+	free(errp);
+done:
+	err_release(&err);
+	cenv_close(&c);
+}
