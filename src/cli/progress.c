@@ -8,18 +8,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/xmalloc.h"
 
 #define BAR_WIDTH 24
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 void
 progress_init(struct progress *p, bool tty)
@@ -108,7 +100,7 @@ progress_clear(struct progress *p)
 static void
 redraw(struct progress *p)
 {
-	double now = now_s();
+	double now = clock_now_s();
 	size_t i;
 
 	if (p->tty) {
@@ -138,7 +130,7 @@ progress_start(struct progress *p, const char *id, const char *table)
 	b->id = xstrdup(id);
 	b->table = xstrdup(table ? table : "");
 	b->done = b->total = 0;
-	b->started = now_s();
+	b->started = clock_now_s();
 	if (p->last_line == 0)
 		p->last_line = b->started;	/* the first line comes after 5 seconds */
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/excerpt.h"
 #include "core/xmalloc.h"
 
@@ -49,21 +50,12 @@ db_driver_for(enum db_backend backend)
 /* Statements longer than this are cut in the log (bytes). */
 #define DB_LOG_SQL_MAX 200
 
-static double
-db_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
 int
 db_connect_as(const struct db_url *url, const char *name, struct db_conn **out,
 	      struct dbphase_error *err)
 {
 	const struct db_driver *drv = db_driver_for(url->backend);
-	double started = db_now_ms();
+	double started = clock_now_ms();
 	const char *where;
 	int rc;
 
@@ -77,9 +69,9 @@ db_connect_as(const struct db_url *url, const char *name, struct db_conn **out,
 	where = url->masked ? url->masked : db_backend_name(url->backend);
 	if (rc == 0)
 		db_log_debug(*out, "%.1f ms: connected to %s (server %s)",
-			     db_now_ms() - started, where, (*out)->server_version_text);
+			     clock_now_ms() - started, where, (*out)->server_version_text);
 	else
-		log_debug(name, "%.1f ms: cannot connect to %s", db_now_ms() - started, where);
+		log_debug(name, "%.1f ms: cannot connect to %s", clock_now_ms() - started, where);
 	return rc;
 }
 
@@ -154,7 +146,7 @@ db_stmt_begin(struct db_conn *conn, const char *sql)
 	/* Copied: an asynchronous statement's text may be gone when it ends. */
 	excerpt_add_oneline(&sb, sql, DB_LOG_SQL_MAX);
 	conn->stmt_text = strbuf_detach(&sb);
-	conn->stmt_started = db_now_ms();
+	conn->stmt_started = clock_now_ms();
 }
 
 void
@@ -177,7 +169,7 @@ db_stmt_end(struct db_conn *conn, int rc, const struct dbphase_error *err,
 		strbuf_addf(&outcome, ", %" PRId64 " row%s changed", affected,
 			    affected == 1 ? "" : "s");
 	}
-	db_log(conn, db_stmt_level(conn), "%.1f ms%s: %s", db_now_ms() - conn->stmt_started,
+	db_log(conn, db_stmt_level(conn), "%.1f ms%s: %s", clock_now_ms() - conn->stmt_started,
 	       outcome.buf, conn->stmt_text);
 	strbuf_release(&outcome);
 	free(conn->stmt_text);

@@ -43,6 +43,7 @@
 
 #include <libpq-fe.h>
 
+#include "core/clock.h"
 #include "core/xmalloc.h"
 #include "drivers/driver.h"
 
@@ -364,15 +365,6 @@ pg_conn_check_idle(struct pg_conn *pc, struct dbphase_error *err)
 	return 0;
 }
 
-static int64_t
-pg_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 pg_sleep_ms(int64_t ms)
 {
@@ -479,13 +471,13 @@ pg_conn_open(struct pg_conn *pc, const char *const *keys, const char *const *val
 		goto done;
 	PQsetNoticeProcessor(pc->pg, pg_drv_swallow_notice, NULL);
 	if (timeout_s > 0)
-		deadline = pg_now_ms() + (timeout_s < 2 ? 2 : timeout_s) * 1000;
+		deadline = (int64_t)clock_now_ms() + (timeout_s < 2 ? 2 : timeout_s) * 1000;
 	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
 		/* The socket changes as libpq moves from address to address. */
 		pfd.fd = PQsocket(pc->pg);
 		pfd.events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
 		pfd.revents = 0;
-		left = deadline < 0 ? -1 : deadline - pg_now_ms();
+		left = deadline < 0 ? -1 : deadline - (int64_t)clock_now_ms();
 		if (deadline >= 0 && left <= 0) {
 			strbuf_addstr(why, "timeout expired");
 			return false;
@@ -844,7 +836,7 @@ pg_drv_lock(struct db_conn *conn, const char *name, int timeout_ms,
 {
 	struct pg_conn *pc = pg_conn_of(conn);
 	int64_t key = pg_lock_key(name);
-	int64_t start = pg_now_ms(), left, wait = PG_LOCK_POLL_MIN_MS;
+	int64_t start = (int64_t)clock_now_ms(), left, wait = PG_LOCK_POLL_MIN_MS;
 	int rc;
 
 	for (;;) {
@@ -852,7 +844,7 @@ pg_drv_lock(struct db_conn *conn, const char *name, int timeout_ms,
 		if (rc != 0)
 			break;
 		if (timeout_ms >= 0) {
-			left = start + timeout_ms - pg_now_ms();
+			left = start + timeout_ms - (int64_t)clock_now_ms();
 			if (left <= 0)
 				break;
 			if (wait > left)

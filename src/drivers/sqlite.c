@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/xmalloc.h"
 #include "drivers/driver.h"
 
@@ -337,8 +338,8 @@ sqlite_lock(struct db_conn *conn, const char *name, int timeout_ms,
 	    struct dbphase_error *err)
 {
 	struct sqlite_conn *c = (struct sqlite_conn *)conn;
-	struct timespec start, now, nap = { 0, 10 * 1000 * 1000 };
 	struct flock fl;
+	double start;
 	long waited;
 
 	if (strcmp(c->path, ":memory:") == 0)
@@ -349,7 +350,7 @@ sqlite_lock(struct db_conn *conn, const char *name, int timeout_ms,
 		if (rc < 0)
 			return rc;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &start);
+	start = clock_now_ms();
 	for (;;) {
 		sqlite_lock_range(&fl, name, F_WRLCK);
 		if (fcntl(c->lock_fd, F_OFD_SETLK, &fl) == 0)
@@ -357,9 +358,7 @@ sqlite_lock(struct db_conn *conn, const char *name, int timeout_ms,
 		if (errno != EAGAIN && errno != EACCES)
 			return err_setf(err, DBPHASE_EIO, "cannot take lock '%s': %s",
 					name, strerror(errno));
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		waited = (now.tv_sec - start.tv_sec) * 1000 +
-			 (now.tv_nsec - start.tv_nsec) / 1000000;
+		waited = (long)(clock_now_ms() - start);
 		if (timeout_ms >= 0 && waited >= timeout_ms) {
 			err_setf(err, DBPHASE_ELOCK_TIMEOUT,
 				 "lock '%s' is held by another process (waited %ld ms)",
@@ -368,7 +367,7 @@ sqlite_lock(struct db_conn *conn, const char *name, int timeout_ms,
 				err->retryable = true;
 			return DBPHASE_ELOCK_TIMEOUT;
 		}
-		nanosleep(&nap, NULL);
+		clock_sleep_ms(10);
 	}
 }
 

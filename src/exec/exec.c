@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/excerpt.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
@@ -37,27 +38,6 @@ bool
 exec_transactional_ddl(const struct db_conn *conn)
 {
 	return conn->drv->backend != DB_BACKEND_MYSQL;
-}
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
-static void
-sleep_ms(double ms)
-{
-	struct timespec ts;
-
-	if (ms <= 0)
-		return;
-	ts.tv_sec = (time_t)(ms / 1000);
-	ts.tv_nsec = (long)((ms - (double)ts.tv_sec * 1000) * 1e6);
-	nanosleep(&ts, NULL);
 }
 
 /* A failure worth trying again: a lock wait that timed out, or transient. */
@@ -84,7 +64,7 @@ backoff(struct db_conn *conn, int attempt, const struct exec_opts *o,
 		ms = 5000;
 	db_log_debug(conn, "retry %d of %d in %.0f ms after: %s", attempt, o->max_retries, ms,
 		     err->message ? err->message : dbphase_strerror(err->code));
-	sleep_ms(ms);
+	clock_sleep_ms(ms);
 }
 
 static bool
@@ -104,7 +84,7 @@ exec_statement_run(struct db_conn *conn, const struct exec_job *job, const char 
 		   const struct exec_hooks *h, struct dbphase_error *err)
 {
 	int fd = conn->drv->socket(conn), want = 0, rc;
-	double t0 = now_ms();
+	double t0 = clock_now_ms();
 
 	if (fd < 0 || h == NULL || h->progress == NULL)
 		return db_exec(conn, sql, err);
@@ -135,7 +115,7 @@ exec_statement_run(struct db_conn *conn, const struct exec_job *job, const char 
 		} else if (want & DB_WANT_TIMEOUT) {
 			ready = DB_WANT_TIMEOUT;
 		} else {
-			h->progress(h->arg, job, 0, 0, 0, now_ms() - t0);
+			h->progress(h->arg, job, 0, 0, 0, clock_now_ms() - t0);
 			continue;
 		}
 		want = ready;
@@ -489,7 +469,7 @@ int
 exec_job_run(struct db_conn *conn, const struct exec_job *job, const struct exec_opts *o,
 	     const struct exec_hooks *h, struct exec_result *res, struct dbphase_error *err)
 {
-	double started = now_ms();
+	double started = clock_now_ms();
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -511,6 +491,6 @@ exec_job_run(struct db_conn *conn, const struct exec_job *job, const struct exec
 		rc = err_setf(err, DBPHASE_EERROR, "%s: unknown job kind", job->id);
 	}
 	rc = interrupted_retry(o, rc, err);
-	res->seconds = (now_ms() - started) / 1000.0;
+	res->seconds = (clock_now_ms() - started) / 1000.0;
 	return rc;
 }

@@ -41,6 +41,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "core/clock.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
 #include "exec/exec.h"
@@ -144,15 +145,6 @@ struct runner {
 static void worker_next(struct worker *w);
 static void worker_step(struct worker *w);
 static void worker_begin(struct worker *w);
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
 
 void
 exec_chunks_free(struct exec_chunk *chunks, size_t n)
@@ -782,7 +774,7 @@ worker_next(struct worker *w)
 	/* --max-rate: wait until the rows done so far are within the rate. */
 	if (r->o->max_rate > 0) {
 		double due = r->started + (double)r->rows_all * 1000.0 / r->o->max_rate;
-		double now = now_ms();
+		double now = clock_now_ms();
 
 		if (due > now + 1) {
 			w->st = W_WAIT;
@@ -791,7 +783,7 @@ worker_next(struct worker *w)
 		}
 	}
 	jr = w->jr;
-	w->t0 = now_ms();
+	w->t0 = clock_now_ms();
 	free(w->hi_key);
 	w->hi_key = NULL;
 	worker_clear_params(w);
@@ -936,7 +928,7 @@ worker_committed(struct worker *w)
 {
 	struct runner *r = w->r;
 	struct job_run *jr = w->jr;
-	double ms = now_ms() - w->t0;
+	double ms = clock_now_ms() - w->t0;
 	double target = r->o->batch_time_ms > 0 ? r->o->batch_time_ms : 100;
 	double max = r->o->max_batch_size > 0 ? r->o->max_batch_size : 100000;
 	bool done = w->hi_key == NULL || w->chunk->done ||
@@ -996,7 +988,7 @@ worker_committed(struct worker *w)
 				r->stopping = true;
 			}
 			err_release(&err);
-			jr->res->seconds = (now_ms() - r->started) / 1000.0;
+			jr->res->seconds = (clock_now_ms() - r->started) / 1000.0;
 			wake_idle = true;
 		}
 	}
@@ -1239,7 +1231,7 @@ exec_run_backfills(struct db_conn *conn, const struct db_url *url,
 	r.url = url;
 	r.o = o;
 	r.h = h;
-	r.started = now_ms();
+	r.started = clock_now_ms();
 	n_workers = o->jobs > 0 ? (size_t)o->jobs : 1;
 	/* SQLite has one writer at a time: more connections would only wait. */
 	if (conn->drv->backend == DB_BACKEND_SQLITE)

@@ -15,27 +15,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
-static void
-sleep_ms(double ms)
-{
-	struct timespec ts;
-
-	ts.tv_sec = (time_t)(ms / 1000);
-	ts.tv_nsec = (long)((ms - (double)ts.tv_sec * 1000) * 1e6);
-	nanosleep(&ts, NULL);
-}
 
 static void
 add_key_list(enum db_backend b, const struct exec_verify *v, struct strbuf *sb)
@@ -295,13 +277,13 @@ exec_verify_run(struct db_conn *conn, struct exec_verify *v, const struct exec_o
 				      "verify of table '%s' stopped by a signal", v->table);
 			break;
 		}
-		t0 = now_ms();
+		t0 = clock_now_ms();
 		rc = run_chunk(conn, v, last, size, &hi, err);
 		if (rc < 0 && (rc == DBPHASE_ELOCK_TIMEOUT || err->retryable) &&
 		    ++attempt <= o->max_retries) {
 			/* A lock wait or a transient failure: the same chunk again, later. */
 			v->retries++;
-			sleep_ms(100.0 * (1 << (attempt < 6 ? attempt - 1 : 5)));
+			clock_sleep_ms(100.0 * (1 << (attempt < 6 ? attempt - 1 : 5)));
 			err_release(err);
 			continue;
 		}
@@ -319,7 +301,7 @@ exec_verify_run(struct db_conn *conn, struct exec_verify *v, const struct exec_o
 			break;
 		/* Aim at batch_time_ms per chunk, as migrate's batches do. */
 		if (o->batch_time_ms > 0) {
-			double ms = now_ms() - t0, f = ms > 0 ? o->batch_time_ms / ms : 2;
+			double ms = clock_now_ms() - t0, f = ms > 0 ? o->batch_time_ms / ms : 2;
 
 			f = f > 2 ? 2 : f < 0.5 ? 0.5 : f;
 			size = (long)((double)size * f);

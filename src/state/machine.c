@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
 #include "state/clients.h"
@@ -28,15 +29,6 @@ machine_opts_init(struct machine_opts *o)
 	o->reconnect_wait_s = 60;
 	o->node_ttl_s = MACHINE_NODE_GONE_S;
 	o->command = "db_sync";
-}
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void
@@ -478,7 +470,7 @@ open_transition(struct transition *t, struct state *st, const struct repo *repo,
 	memset(t, 0, sizeof(*t));
 	t->st = st;
 	t->o = o;
-	t->started = now_s();
+	t->started = clock_now_s();
 	if ((rc = state_lock(st, o->lock_wait_s, err)) < 0)
 		return rc;
 	if ((rc = reopen_transition(t, repo, verify, err)) < 0) {
@@ -518,7 +510,7 @@ close_transition(struct transition *t, int rc, const char *result, const char *d
 			hrc = state_write(t->st, &t->v, &herr);
 		if (hrc == 0)
 			hrc = state_history_add(t->st, t->o->command, from, to, result,
-						now_s() - t->started, detail, &herr);
+						clock_now_s() - t->started, detail, &herr);
 	}
 	if (conn->in_transaction && hrc == 0)
 		hrc = conn->drv->commit(conn, &herr);
@@ -872,7 +864,7 @@ reconnect(struct transition *t, const struct repo *repo, double deadline,
 			break;
 		if (rc == DBPHASE_ELOCK_TIMEOUT || (rc != DBPHASE_ECONNECT && state_alive(st)))
 			return rc;
-		if (now_s() >= deadline)
+		if (clock_now_s() >= deadline)
 			return err_prefixf(err, "gave up reconnecting after %d s (reconnect_wait_s)",
 					   o->reconnect_wait_s);
 	}
@@ -900,13 +892,13 @@ run_versions_resuming(struct transition *t, const struct repo *repo, const struc
 	int rc;
 
 	for (;;) {
-		started = now_s();
+		started = clock_now_s();
 		rc = run_versions(t, repo, plan, phase, target, interrupted, err);
 		if (rc >= 0 || o->reconnect_wait_s <= 0 || o->url == NULL ||
 		    stop_requested(o) || !connection_lost(t->st, err))
 			return rc;
-		if (deadline == 0 || now_s() - started > o->reconnect_wait_s)
-			deadline = now_s() + o->reconnect_wait_s;
+		if (deadline == 0 || clock_now_s() - started > o->reconnect_wait_s)
+			deadline = clock_now_s() + o->reconnect_wait_s;
 		if ((rc = reconnect(t, repo, deadline, err)) < 0)
 			return rc;
 		/* Another run may have moved the row meanwhile: the gate again. */
@@ -985,7 +977,7 @@ machine_phase(struct state *st, const struct repo *repo, const struct plan *plan
 		emit(o, &vd);
 	}
 	ev.kind = MACHINE_PHASE_DONE;
-	ev.seconds = now_s() - t.started;
+	ev.seconds = clock_now_s() - t.started;
 	emit(o, &ev);
 	return 0;
 }
@@ -1837,7 +1829,7 @@ out:
 	rc = close_transition(&t, rc, result, rc < 0 ? err->message : detail, err);
 	if (rc == 0 && result != NULL) {
 		ev.kind = MACHINE_PHASE_DONE;
-		ev.seconds = now_s() - t.started;
+		ev.seconds = clock_now_s() - t.started;
 		emit(o, &ev);
 	}
 	scope_release(&sc);

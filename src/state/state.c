@@ -20,6 +20,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/embedded.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
@@ -78,16 +79,12 @@ int
 state_lock(struct state *st, int wait_s, struct dbphase_error *err)
 {
 	char *name = lock_name(st);
-	struct timespec t0, t1;
+	double started = clock_now_ms();
 	int rc;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = st->conn->drv->lock(st->conn, name, wait_s < 0 ? -1 : wait_s * 1000, err);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
 	db_log_debug(st->conn, "cluster lock '%s' %s after %.1f ms", name,
-		     rc == 0 ? "taken" : "not taken",
-		     (double)(t1.tv_sec - t0.tv_sec) * 1000.0 +
-		     (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+		     rc == 0 ? "taken" : "not taken", clock_now_ms() - started);
 	if (rc == DBPHASE_ELOCK_TIMEOUT)
 		err_setf(err, DBPHASE_ELOCK_TIMEOUT,
 			 "another dbphase holds the lock of repository '%s'; gave up after %d s "
