@@ -6,7 +6,8 @@
  * from the server side, the lock holder's connection killed while a second
  * run starts (the lock fence), and a server restart (reconnecting); errors
  * of batches naming their file:line; checkpoints that must hit their row;
- * index builds blocked past the lock timeout.
+ * index builds blocked past the lock timeout; and the SQLite rebuild's
+ * reading of a table's CREATE TABLE text.
  */
 #include "config.h"
 
