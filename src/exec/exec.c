@@ -7,16 +7,15 @@
 
 #include "exec/exec.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "core/clock.h"
 #include "core/excerpt.h"
+#include "core/sqllex.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
 
@@ -219,33 +218,20 @@ record_job(struct db_conn *conn, const struct exec_job *job,
 	return rc;
 }
 
-/* Skip blanks and -- comments. */
-static const char *
-skip_blanks(const char *sql)
-{
-	for (;;) {
-		while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r')
-			sql++;
-		if (sql[0] != '-' || sql[1] != '-')
-			return sql;
-		sql = strchr(sql, '\n');
-		if (sql == NULL)
-			return "";
-	}
-}
-
 /* Whether sql is a data change (or a read), which commits only with its transaction. */
 static bool
-is_dml(const char *sql)
+is_dml(enum db_backend b, const char *sql)
 {
 	static const char *const verbs[] = { "INSERT", "UPDATE", "DELETE", "SELECT", "REPLACE",
 					     "WITH", NULL };
 	const char *const *v;
+	struct sqllex lx;
+	struct sqllex_token t;
 
-	sql = skip_blanks(sql);
+	sqllex_init(&lx, b, sql);
+	sqllex_next_significant(&lx, &t);
 	for (v = verbs; *v; v++)
-		if (strncasecmp(sql, *v, strlen(*v)) == 0 &&
-		    !isalnum((unsigned char)sql[strlen(*v)]) && sql[strlen(*v)] != '_')
+		if (sqllex_is_word(&lx, &t, *v))
 			return true;
 	return false;
 }
@@ -264,7 +250,7 @@ job_in_one_transaction(struct db_conn *conn, const struct exec_job *job)
 	if (exec_transactional_ddl(conn))
 		return true;
 	for (i = 0; i < job->n_sql; i++)
-		if (!is_dml(job->sql[i]))
+		if (!is_dml(conn->drv->backend, job->sql[i]))
 			return false;
 	return true;
 }
@@ -325,13 +311,34 @@ exercise_apart(struct db_conn *conn, const struct exec_job *job, const struct ex
  * "ALTER TABLE t DROP CONSTRAINT IF EXISTS c" with no other action.
  */
 static bool
-is_drop_if_exists(const char *sql)
+is_drop_if_exists(enum db_backend b, const char *sql)
 {
-	sql = skip_blanks(sql);
-	if (strncasecmp(sql, "DROP ", 5) == 0)
-		return strcasestr(sql, " IF EXISTS ") != NULL;
-	return strncasecmp(sql, "ALTER TABLE ", 12) == 0 && strchr(sql, ',') == NULL &&
-	       strcasestr(sql, " DROP CONSTRAINT IF EXISTS ") != NULL;
+	static const char *const drop_constraint[] = { "DROP", "CONSTRAINT", "IF", "EXISTS" };
+	struct sqllex lx;
+	struct sqllex_token t;
+	bool drop, alter = false;
+	size_t seen = 0, want;	/* words of the wanted run seen in a row */
+
+	sqllex_init(&lx, b, sql);
+	sqllex_next_significant(&lx, &t);
+	drop = sqllex_is_word(&lx, &t, "DROP");
+	if (!drop) {
+		alter = sqllex_is_word(&lx, &t, "ALTER");
+		sqllex_next_significant(&lx, &t);
+		if (!alter || !sqllex_is_word(&lx, &t, "TABLE"))
+			return false;
+	}
+	/* DROP: IF EXISTS anywhere; ALTER TABLE: DROP CONSTRAINT IF EXISTS, one clause. */
+	want = drop ? 2 : 4;
+	while (sqllex_next_significant(&lx, &t) != SQLLEX_END && t.kind != SQLLEX_ERROR) {
+		if (alter && sqllex_is(&lx, &t, ","))
+			return false;
+		if (seen < want && sqllex_is_word(&lx, &t, drop_constraint[4 - want + seen]))
+			seen++;
+		else if (seen < want)
+			seen = sqllex_is_word(&lx, &t, drop_constraint[4 - want]) ? 1 : 0;
+	}
+	return seen == want;
 }
 
 /*
@@ -353,7 +360,7 @@ run_restartable_job(struct db_conn *conn, const struct exec_job *job,
 	size_t i = 0, n_open = 0, k;
 	int attempt, rc = 0;
 
-	while (n_open < job->n_sql && is_drop_if_exists(job->sql[n_open]))
+	while (n_open < job->n_sql && is_drop_if_exists(conn->drv->backend, job->sql[n_open]))
 		n_open++;
 	for (attempt = 1;; attempt++) {
 		for (i = 0, rc = 0; i < job->n_sql && rc == 0; i++)

@@ -7,88 +7,46 @@
  * The new definition is the table's live CREATE TABLE text with one column
  * edited, so everything else about the table (other columns added since
  * the plan was made, CHECKs, collations, AUTOINCREMENT and its high-water
- * mark) survives.  The text is tokenized, never matched with patterns:
- * quotes and parentheses are respected.
+ * mark) survives.  The text is cut into tokens by core/sqllex, never
+ * matched with patterns: quotes, brackets, comments and parentheses are
+ * respected.
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "core/sqllex.h"
 #include "core/xmalloc.h"
 #include "exec/exec.h"
 
 struct token {
 	const char *s;
 	size_t len;
+	struct sqllex_token lexed;
 };
 
 struct tokens {
+	struct sqllex lx;
 	struct token *t;
 	size_t n;
 	size_t alloc;
 };
 
-/* Length of the SQL token at p (quotes, brackets, words, one punctuation). */
-static size_t
-token_len(const char *p)
-{
-	const char *q;
-	char close;
-
-	if (*p == '\'' || *p == '"' || *p == '`' || *p == '[') {
-		close = *p == '[' ? ']' : *p;
-		for (q = p + 1; *q; q++) {
-			if (*q == close) {
-				if (close != ']' && q[1] == close) {
-					q++;
-					continue;
-				}
-				return (size_t)(q - p) + 1;
-			}
-		}
-		return strlen(p);
-	}
-	if (isalnum((unsigned char)*p) || *p == '_' || *p == '.' || (unsigned char)*p >= 0x80) {
-		for (q = p; isalnum((unsigned char)*q) || *q == '_' || *q == '.' ||
-			    (unsigned char)*q >= 0x80; q++)
-			;
-		return (size_t)(q - p);
-	}
-	return 1;
-}
-
+/* The significant tokens of SQLite text (core/sqllex: comments skipped). */
 static void
-tokenize(const char *p, const char *end, struct tokens *out)
+tokenize(const char *text, struct tokens *out)
 {
-	while (p < end) {
-		size_t len;
+	struct sqllex_token t;
 
-		if (isspace((unsigned char)*p)) {
-			p++;
-			continue;
-		}
-		if (p[0] == '-' && p[1] == '-') {
-			while (p < end && *p != '\n')
-				p++;
-			continue;
-		}
-		if (p[0] == '/' && p[1] == '*') {
-			const char *c = strstr(p + 2, "*/");
-
-			p = c ? c + 2 : end;
-			continue;
-		}
-		len = token_len(p);
-		if (p + len > end)
-			len = (size_t)(end - p);
+	sqllex_init(&out->lx, DB_BACKEND_SQLITE, text);
+	while (sqllex_next_significant(&out->lx, &t) != SQLLEX_END) {
 		XGROW(out->t, out->n, out->alloc);
-		out->t[out->n].s = p;
-		out->t[out->n].len = len;
+		out->t[out->n].s = text + t.pos;
+		out->t[out->n].len = t.len;
+		out->t[out->n].lexed = t;
 		out->n++;
-		p += len;
 	}
 }
 
@@ -98,27 +56,13 @@ tok_is(const struct token *t, const char *word)
 	return t->len == strlen(word) && strncasecmp(t->s, word, t->len) == 0;
 }
 
-/* Does token t name column (quoted or not; SQLite names are case-blind)? */
+/* Does token k name column (quoted or not; SQLite names are case-blind)? */
 static bool
-tok_names(const struct token *t, const char *column)
+tok_names(const struct tokens *tk, size_t k, const char *column)
 {
-	char *name;
-	bool same;
+	char *name = sqllex_ident(&tk->lx, &tk->t[k].lexed);
+	bool same = name != NULL && strcasecmp(name, column) == 0;
 
-	if (t->len >= 2 && (t->s[0] == '"' || t->s[0] == '`' || t->s[0] == '[')) {
-		struct strbuf sb = STRBUF_INIT;
-		size_t i;
-
-		for (i = 1; i + 1 < t->len; i++) {
-			strbuf_addch(&sb, t->s[i]);
-			if (t->s[i] == t->s[0] && t->s[0] != '[')
-				i++;
-		}
-		name = strbuf_detach(&sb);
-	} else {
-		name = xstrndup(t->s, t->len);
-	}
-	same = strcasecmp(name, column) == 0;
 	free(name);
 	return same;
 }
@@ -211,7 +155,7 @@ exec_sqlite_edit_table(const char *create_sql, const char *new_name,
 	int depth = 0, rc = 0;
 	bool found = false;
 
-	tokenize(create_sql, create_sql + strlen(create_sql), &tk);
+	tokenize(create_sql, &tk);
 	for (i = 0; i < tk.n && !open; i++)
 		if (tok_is(&tk.t[i], "("))
 			open = i;
@@ -235,7 +179,7 @@ exec_sqlite_edit_table(const char *create_sql, const char *new_name,
 			/* One element: [start, i). */
 			if (start > open + 1)
 				strbuf_addstr(out, ", ");
-			if (start < i && tok_names(&tk.t[start], job->column) &&
+			if (start < i && tok_names(&tk, start, job->column) &&
 			    !tok_is(&tk.t[start], "CONSTRAINT")) {
 				edit_column(&tk, start, i, job, out);
 				found = true;

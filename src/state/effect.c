@@ -2,127 +2,80 @@
  * state/effect.c - reading what a rendered statement creates, asking the
  * database whether it is there, and writing its inverse (see effect.h).
  *
- * The reader is a small tokenizer over the statement (words, quoted
- * identifiers in "..." or `...`, string literals, punctuation; comments
- * skipped) and a recogniser for the few shapes the catalog renders.  It
- * errs on the side of EFFECT_UNKNOWN: a statement it does not fully
- * understand is never given an inverse.
+ * The reader takes the statement's tokens from core/sqllex (comments
+ * skipped; strings, quoted names and $tag$ bodies each one token) and
+ * recognises the few shapes the catalog renders.  It errs on the side of
+ * EFFECT_UNKNOWN: a statement it does not fully understand is never given
+ * an inverse.
  */
 #include "config.h"
 
 #include "state/effect.h"
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "core/sqllex.h"
 #include "core/xmalloc.h"
 
-enum tok_kind {
-	TOK_END,
-	TOK_WORD,		/* bare word: keyword or unquoted identifier */
-	TOK_IDENT,		/* quoted identifier, unquoted in text */
-	TOK_STRING,		/* '...' literal */
-	TOK_PUNCT,		/* one character */
-};
-
-struct tok {
-	enum tok_kind kind;
-	char *text;		/* owned; the word, the identifier, or the character */
-	const char *start;	/* where it starts in the statement */
-	const char *end;	/* just after it */
-};
-
 struct lexer {
-	const char *p;
-	struct tok t;		/* the current token */
+	struct sqllex sx;
+	struct sqllex_token t;	/* the current significant token */
 };
 
-static void
-skip_space(struct lexer *lx)
+/* Whether the statement has ended (nothing but a ';' or the end is left). */
+static bool
+at_end(const struct lexer *lx)
 {
-	for (;;) {
-		while (isspace((unsigned char)*lx->p))
-			lx->p++;
-		if (lx->p[0] == '-' && lx->p[1] == '-') {
-			while (*lx->p && *lx->p != '\n')
-				lx->p++;
-		} else if (lx->p[0] == '/' && lx->p[1] == '*') {
-			const char *end = strstr(lx->p + 2, "*/");
-
-			lx->p = end ? end + 2 : lx->p + strlen(lx->p);
-		} else {
-			return;
-		}
-	}
+	return lx->t.kind == SQLLEX_END || sqllex_is(&lx->sx, &lx->t, ";");
 }
 
-/* A run quoted by q, where a doubled q stands for itself; unquoted text. */
-static char *
-read_quoted(struct lexer *lx, char q)
-{
-	struct strbuf sb = STRBUF_INIT;
-
-	lx->p++;
-	while (*lx->p) {
-		if (*lx->p == q) {
-			if (lx->p[1] != q) {
-				lx->p++;
-				break;
-			}
-			lx->p++;
-		} else if (q == '\'' && *lx->p == '\\' && lx->p[1]) {
-			strbuf_addch(&sb, *lx->p++);
-		}
-		strbuf_addch(&sb, *lx->p++);
-	}
-	return strbuf_detach(&sb);
-}
-
-/* Advance to the next token. */
+/* Advance to the next token; a ';' ends the statement and is not passed. */
 static void
 next(struct lexer *lx)
 {
-	const char *s;
+	if (!at_end(lx))
+		sqllex_next_significant(&lx->sx, &lx->t);
+}
 
-	free(lx->t.text);
-	memset(&lx->t, 0, sizeof(lx->t));
-	skip_space(lx);
-	s = lx->p;
-	lx->t.start = s;
-	if (*s == '\0' || *s == ';') {
-		lx->t.kind = TOK_END;
-		lx->t.text = xstrdup("");
-	} else if (*s == '"' || *s == '`') {
-		lx->t.kind = TOK_IDENT;
-		lx->t.text = read_quoted(lx, *s);
-	} else if (*s == '\'') {
-		lx->t.kind = TOK_STRING;
-		lx->t.text = read_quoted(lx, '\'');
-	} else if (isalnum((unsigned char)*s) || *s == '_' || *s == '$') {
-		while (isalnum((unsigned char)*lx->p) || *lx->p == '_' || *lx->p == '$')
-			lx->p++;
-		lx->t.kind = TOK_WORD;
-		lx->t.text = xstrndup(s, (size_t)(lx->p - s));
-	} else {
-		lx->t.kind = TOK_PUNCT;
-		lx->t.text = xstrndup(s, 1);
-		lx->p++;
-	}
-	lx->t.end = lx->p;
+/*
+ * The dialect sql is written in, as far as reading it needs: the catalog
+ * quotes names with backticks on MariaDB only, and only MariaDB's
+ * backslash escapes (or its $ in names) leave PostgreSQL's lexer with an
+ * unterminated token.  SQLite's text lexes as PostgreSQL's.
+ */
+static enum db_backend
+guess_dialect(const char *sql)
+{
+	struct sqllex lx;
+	struct sqllex_token t;
+
+	sqllex_init(&lx, DB_BACKEND_POSTGRESQL, sql);
+	while (sqllex_next(&lx, &t) != SQLLEX_END)
+		if (t.kind == SQLLEX_ERROR ||
+		    (t.kind == SQLLEX_OP && memchr(sql + t.pos, '`', t.len) != NULL))
+			return DB_BACKEND_MYSQL;
+	return DB_BACKEND_POSTGRESQL;
+}
+
+static void
+lexer_init(struct lexer *lx, enum db_backend dialect, const char *sql)
+{
+	sqllex_init(&lx->sx, dialect, sql);
+	sqllex_next_significant(&lx->sx, &lx->t);
 }
 
 static bool
 is_word(const struct lexer *lx, const char *w)
 {
-	return lx->t.kind == TOK_WORD && strcasecmp(lx->t.text, w) == 0;
+	return sqllex_is_word(&lx->sx, &lx->t, w);
 }
 
 static bool
-is_punct(const struct lexer *lx, char c)
+is_punct(const struct lexer *lx, const char *p)
 {
-	return lx->t.kind == TOK_PUNCT && lx->t.text[0] == c;
+	return sqllex_is(&lx->sx, &lx->t, p);
 }
 
 /* Consume word w if it is the current token. */
@@ -153,11 +106,10 @@ take_ident(struct lexer *lx)
 {
 	char *name;
 
-	if (lx->t.kind != TOK_IDENT && lx->t.kind != TOK_WORD)
+	if ((name = sqllex_ident(&lx->sx, &lx->t)) == NULL)
 		return NULL;
-	name = xstrdup(lx->t.text);
 	next(lx);
-	if (is_punct(lx, '.')) {
+	if (is_punct(lx, ".")) {
 		free(name);
 		return NULL;
 	}
@@ -174,12 +126,12 @@ rest_is_harmless(struct lexer *lx)
 {
 	int depth = 0;
 
-	while (lx->t.kind != TOK_END) {
-		if (is_punct(lx, '('))
+	while (!at_end(lx)) {
+		if (is_punct(lx, "("))
 			depth++;
-		else if (is_punct(lx, ')'))
+		else if (is_punct(lx, ")"))
 			depth--;
-		else if (depth == 0 && is_punct(lx, ',')) {
+		else if (depth == 0 && is_punct(lx, ",")) {
 			next(lx);
 			if (!is_word(lx, "LOCK") && !is_word(lx, "ALGORITHM"))
 				return false;
@@ -210,7 +162,7 @@ parse_create(struct lexer *lx, struct effect *e)
 			e->replace = true;
 		else if (!is_word(lx, "OR") && !is_word(lx, "REPLACE") &&
 			 !is_word(lx, "ALGORITHM") && !is_word(lx, "MERGE") &&
-			 !is_punct(lx, '='))
+			 !is_punct(lx, "="))
 			return;
 		next(lx);
 	}
@@ -231,30 +183,30 @@ parse_create(struct lexer *lx, struct effect *e)
 		accept_if_exists(lx, true);
 		if ((e->name = take_ident(lx)) == NULL)
 			return;
-		while (lx->t.kind != TOK_END && !is_word(lx, "ON"))
+		while (!at_end(lx) && !is_word(lx, "ON"))
 			next(lx);
 		if (!accept(lx, "ON"))
 			return;
 		if ((e->table = take_ident(lx)) != NULL)
 			e->kind = EFFECT_TRIGGER;
 	} else if (accept(lx, "FUNCTION")) {
-		const char *open;
+		size_t open;
 		int depth = 1;
 
-		if ((e->name = take_ident(lx)) == NULL || !is_punct(lx, '('))
+		if ((e->name = take_ident(lx)) == NULL || !is_punct(lx, "("))
 			return;
-		open = lx->t.end;
+		open = lx->t.pos + lx->t.len;
 		next(lx);
-		while (lx->t.kind != TOK_END) {
-			if (is_punct(lx, '('))
+		while (!at_end(lx)) {
+			if (is_punct(lx, "("))
 				depth++;
-			else if (is_punct(lx, ')') && --depth == 0)
+			else if (is_punct(lx, ")") && --depth == 0)
 				break;
 			next(lx);
 		}
 		if (depth != 0)
 			return;
-		e->args = xstrndup(open, (size_t)(lx->t.start - open));
+		e->args = xstrndup(lx->sx.text + open, lx->t.pos - open);
 		e->kind = EFFECT_FUNCTION;
 	} else if (accept(lx, "VIEW")) {
 		accept_if_exists(lx, true);
@@ -290,7 +242,7 @@ parse_alter(struct lexer *lx, struct effect *e)
 				kind = EFFECT_CONSTRAINT;
 				e->unique = true;
 			}
-		} else if (lx->t.kind == TOK_IDENT) {
+		} else if (lx->t.kind == SQLLEX_QUOTED) {
 			e->name = take_ident(lx);
 			kind = e->name ? EFFECT_COLUMN : EFFECT_UNKNOWN;
 		}
@@ -314,14 +266,14 @@ parse_alter(struct lexer *lx, struct effect *e)
 	e->kind = kind;
 }
 
-void
-effect_parse(const char *sql, struct effect *e)
+static void
+parse(enum db_backend dialect, const char *sql, struct effect *e)
 {
-	struct lexer lx = { sql, { 0 } };
+	struct lexer lx;
 
 	memset(e, 0, sizeof(*e));
 	e->kind = EFFECT_UNKNOWN;
-	next(&lx);
+	lexer_init(&lx, dialect, sql);
 	if (accept(&lx, "CREATE")) {
 		parse_create(&lx, e);
 	} else if (accept(&lx, "ALTER")) {
@@ -330,12 +282,12 @@ effect_parse(const char *sql, struct effect *e)
 		/* DROP <kind> [CONCURRENTLY] IF EXISTS ...: clears the way for a CREATE. */
 		int words;
 
-		for (words = 0; words < 3 && lx.t.kind == TOK_WORD && !is_word(&lx, "IF") &&
+		for (words = 0; words < 3 && lx.t.kind == SQLLEX_WORD && !is_word(&lx, "IF") &&
 			     !is_word(&lx, "temp"); words++)
 			next(&lx);
 		if (accept_if_exists(&lx, false))
 			e->kind = EFFECT_NONE;
-		else if (accept(&lx, "temp") && is_punct(&lx, '.'))
+		else if (accept(&lx, "temp") && is_punct(&lx, "."))
 			e->kind = EFFECT_NONE;	/* SQLite's temp schema */
 	} else if (is_word(&lx, "SET")) {
 		e->kind = EFFECT_NONE;
@@ -346,7 +298,12 @@ effect_parse(const char *sql, struct effect *e)
 		free(e->args);
 		e->table = e->name = e->args = NULL;
 	}
-	free(lx.t.text);
+}
+
+void
+effect_parse(const char *sql, struct effect *e)
+{
+	parse(guess_dialect(sql), sql, e);
 }
 
 void
@@ -357,13 +314,6 @@ effect_release(struct effect *e)
 	free(e->args);
 	free(e->to);
 	memset(e, 0, sizeof(*e));
-}
-
-/* Whether the statement has ended (nothing but a ';' or the end is left). */
-static bool
-at_end(const struct lexer *lx)
-{
-	return lx->t.kind == TOK_END;
 }
 
 /* DROP TABLE/INDEX/TRIGGER/FUNCTION/VIEW [CONCURRENTLY] [IF EXISTS] name [ON table] [(args)]. */
@@ -392,10 +342,10 @@ parse_contract_drop(struct lexer *lx, struct effect *e)
 	if ((kind == EFFECT_INDEX || kind == EFFECT_TRIGGER) && accept(lx, "ON") &&
 	    (e->table = take_ident(lx)) == NULL)
 		return;
-	if (kind == EFFECT_FUNCTION && is_punct(lx, '(')) {
-		while (!at_end(lx) && !is_punct(lx, ')'))
+	if (kind == EFFECT_FUNCTION && is_punct(lx, "(")) {
+		while (!at_end(lx) && !is_punct(lx, ")"))
 			next(lx);
-		if (!is_punct(lx, ')'))
+		if (!is_punct(lx, ")"))
 			return;
 		next(lx);
 	}
@@ -407,19 +357,18 @@ parse_contract_drop(struct lexer *lx, struct effect *e)
 
 /* Whether a RENAME here gives the table itself a new name (RENAME [TO|AS] name). */
 static bool
-renames_table(const char *sql)
+renames_table(enum db_backend dialect, const char *sql)
 {
-	struct lexer lx = { sql, { 0 } };
+	struct lexer lx;
 	bool yes = false;
 
-	for (next(&lx); !at_end(&lx) && !yes; next(&lx)) {
+	for (lexer_init(&lx, dialect, sql); !at_end(&lx) && !yes; next(&lx)) {
 		if (!is_word(&lx, "RENAME"))
 			continue;
 		next(&lx);
 		yes = !is_word(&lx, "COLUMN") && !is_word(&lx, "INDEX") && !is_word(&lx, "KEY") &&
 		      !is_word(&lx, "CONSTRAINT");
 	}
-	free(lx.t.text);
 	return yes;
 }
 
@@ -436,7 +385,7 @@ parse_contract_alter(struct lexer *lx, const char *sql, struct effect *e)
 		return;
 	accept_if_exists(lx, false);
 	accept(lx, "ONLY");
-	if ((e->table = take_ident(lx)) == NULL || renames_table(sql))
+	if ((e->table = take_ident(lx)) == NULL || renames_table(lx->sx.dialect, sql))
 		return;
 	e->kind = EFFECT_ALTER;
 	if (accept(lx, "DROP")) {
@@ -472,9 +421,7 @@ parse_contract_alter(struct lexer *lx, const char *sql, struct effect *e)
 static char *
 compound_inner(struct lexer *lx)
 {
-	struct lexer rest = { NULL, { 0 } };
-	const char *start;
-	char *inner = NULL;
+	size_t start, semicolon;
 	int depth = 0;
 	bool ok;
 
@@ -482,53 +429,47 @@ compound_inner(struct lexer *lx)
 	    !accept(lx, "IF"))
 		return NULL;
 	accept(lx, "NOT");
-	if (!accept(lx, "EXISTS") || !is_punct(lx, '('))
+	if (!accept(lx, "EXISTS") || !is_punct(lx, "("))
 		return NULL;
 	while (!at_end(lx)) {
-		if (is_punct(lx, '('))
+		if (is_punct(lx, "("))
 			depth++;
-		else if (is_punct(lx, ')') && --depth == 0)
+		else if (is_punct(lx, ")") && --depth == 0)
 			break;
 		next(lx);
 	}
 	next(lx);
 	if (depth != 0 || !is_word(lx, "THEN"))
 		return NULL;
-	start = lx->t.end;
-	while (lx->t.kind != TOK_END)
+	start = lx->t.pos + lx->t.len;
+	while (!at_end(lx))
 		next(lx);
-	if (*lx->p != ';')
+	if (lx->t.kind == SQLLEX_END)
 		return NULL;
-	rest.p = lx->p + 1;
-	next(&rest);
-	ok = accept(&rest, "END") && accept(&rest, "IF");
-	if (ok && *rest.p == ';') {
-		rest.p++;
-		next(&rest);
-		ok = accept(&rest, "END") && at_end(&rest) && *rest.p == '\0';
-	} else {
-		ok = false;
+	/* Past the ';' that ends the inner statement: "END IF; END" and no more. */
+	semicolon = lx->t.pos;
+	sqllex_next_significant(&lx->sx, &lx->t);
+	ok = accept(lx, "END") && accept(lx, "IF") && is_punct(lx, ";");
+	if (ok) {
+		sqllex_next_significant(&lx->sx, &lx->t);
+		ok = accept(lx, "END") && lx->t.kind == SQLLEX_END;
 	}
-	if (ok)
-		inner = xstrndup(start, (size_t)(lx->p - start));
-	free(rest.t.text);
-	return inner;
+	return ok ? xstrndup(lx->sx.text + start, semicolon - start) : NULL;
 }
 
-void
-effect_parse_contract(const char *sql, struct effect *e)
+static void
+parse_contract(enum db_backend dialect, const char *sql, struct effect *e)
 {
-	struct lexer lx = { sql, { 0 } };
+	struct lexer lx;
 	char *inner;
 
 	memset(e, 0, sizeof(*e));
 	e->kind = EFFECT_UNKNOWN;
-	next(&lx);
+	lexer_init(&lx, dialect, sql);
 	if (is_word(&lx, "BEGIN")) {
 		if ((inner = compound_inner(&lx)) != NULL)
-			effect_parse_contract(inner, e);
+			parse_contract(dialect, inner, e);
 		free(inner);
-		free(lx.t.text);
 		return;
 	}
 	if (accept(&lx, "DROP")) {
@@ -545,7 +486,7 @@ effect_parse_contract(const char *sql, struct effect *e)
 
 			parse_contract_alter(&lx, sql, e);
 			if (!e->drop) {
-				effect_parse(sql, &c);
+				parse(dialect, sql, &c);
 				if (c.kind != EFFECT_UNKNOWN) {
 					effect_release(e);
 					*e = c;
@@ -556,7 +497,7 @@ effect_parse_contract(const char *sql, struct effect *e)
 		if (accept(&lx, "TABLES"))
 			e->kind = EFFECT_NONE;
 	} else {
-		effect_parse(sql, e);
+		parse(dialect, sql, e);
 	}
 	if (e->kind == EFFECT_UNKNOWN || e->kind == EFFECT_NONE) {
 		free(e->table);
@@ -565,7 +506,12 @@ effect_parse_contract(const char *sql, struct effect *e)
 		e->table = e->name = e->to = NULL;
 		e->drop = false;
 	}
-	free(lx.t.text);
+}
+
+void
+effect_parse_contract(const char *sql, struct effect *e)
+{
+	parse_contract(guess_dialect(sql), sql, e);
 }
 
 char *

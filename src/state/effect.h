@@ -26,6 +26,10 @@
  * Anything else (DML, a changed default, a retyped column) is "unknown":
  * dbphase will not guess its inverse.  Identifiers in the catalog's SQL
  * are always quoted by the planner; the parser also reads bare words.
+ * The text is cut into tokens by core/sqllex, in the dialect the text
+ * shows: MariaDB's where a name is quoted with backticks or only its
+ * string rules (backslash escapes) close every token, else PostgreSQL's
+ * (which reads SQLite's text the same way).
  *
  * Contract statements are read differently (effect_parse_contract): there
  * a DROP really drops something, and what matters to a downgrade with

@@ -6,7 +6,8 @@
  * from the server side, the lock holder's connection killed while a second
  * run starts (the lock fence), and a server restart (reconnecting); errors
  * of batches naming their file:line; checkpoints that must hit their row;
- * index builds blocked past the lock timeout.
+ * index builds blocked past the lock timeout; and the SQLite rebuild's
+ * reading of a table's CREATE TABLE text.
  */
 #include "config.h"
 
@@ -21,6 +22,7 @@
 
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
+#include "exec/exec.h"
 #include "testlib.h"
 
 #define ROWS 20000
@@ -867,4 +869,60 @@ BACKEND_TEST(exec, tables_of_format_1_are_upgraded)
 			 f.conn->drv->name, v);
 	free(v);
 	teardown(&f);
+}
+
+/* exec_sqlite_edit_table on text with a job for column; the new text, or the error. */
+static char *
+edit_table(const char *create_sql, const char *column, int set_not_null, const char *set_default,
+	   bool drop_default)
+{
+	struct exec_job job = { .table = "t", .column = column, .set_not_null = set_not_null,
+				.set_default = set_default, .drop_default = drop_default };
+	struct dbphase_error err = DBPHASE_ERROR_INIT;
+	struct strbuf out = STRBUF_INIT;
+	char *got;
+
+	if (exec_sqlite_edit_table(create_sql, "t_new", &job, &out, &err) < 0) {
+		got = xstrdup(err.message);
+		err_release(&err);
+		strbuf_release(&out);
+		return got;
+	}
+	return strbuf_detach(&out);
+}
+
+/*
+ * A SQLite rebuild edits one column of the table's own CREATE TABLE text,
+ * read by the one SQL lexer: comments (with commas and parentheses in
+ * them), quoted names of every kind, and a blob literal as one default.
+ */
+Test(exec, sqlite_rebuild_reads_the_table_text_as_sqlite_does)
+{
+	static const char *const create =
+		"CREATE TABLE \"t\" ( -- the key, (first)\n"
+		"  \"id\" INTEGER PRIMARY KEY /* , not a column */,\n"
+		"  [w x] TEXT NULL,\n"
+		"  `a\"b` TEXT,\n"
+		"  \"q\"\"r\" BLOB DEFAULT x'00' NOT NULL\n"
+		") STRICT";
+	struct { const char *column; int not_null; const char *def; bool drop; const char *want; }
+	cases[] = {
+		{ "w x", 1, NULL, false, "CREATE TABLE \"t_new\" (\"id\" INTEGER PRIMARY KEY, "
+		  "[w x] TEXT NOT NULL, `a\"b` TEXT, \"q\"\"r\" BLOB DEFAULT x'00' NOT NULL) STRICT" },
+		{ "a\"b", -1, "'z'", false, "CREATE TABLE \"t_new\" (\"id\" INTEGER PRIMARY KEY, "
+		  "[w x] TEXT NULL, `a\"b` TEXT DEFAULT 'z', \"q\"\"r\" BLOB DEFAULT x'00' NOT NULL) "
+		  "STRICT" },
+		{ "q\"r", 0, NULL, true, "CREATE TABLE \"t_new\" (\"id\" INTEGER PRIMARY KEY, "
+		  "[w x] TEXT NULL, `a\"b` TEXT, \"q\"\"r\" BLOB) STRICT" },
+		{ "not a column", 1, NULL, false, "table 't' has no column 'not a column'" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *got = edit_table(create, cases[i].column, cases[i].not_null, cases[i].def,
+				       cases[i].drop);
+
+		cr_expect_str_eq(got, cases[i].want, "column %s: got\n%s", cases[i].column, got);
+		free(got);
+	}
 }

@@ -1470,6 +1470,35 @@ check_contract(const char *sql, enum effect_kind kind, bool drop, const char *ta
 	effect_release(&e);
 }
 
+/*
+ * Statements are read through the one SQL lexer: comments and quoted names
+ * anywhere, MariaDB's backslash escapes and # comments, and PostgreSQL's
+ * $tag$ strings are each taken whole, so a comma, parenthesis or quote in
+ * them is not read as part of the statement.
+ */
+Test(effect, statements_are_read_with_each_dialect_s_quoting)
+{
+	check_effect("ALTER TABLE /* , DROP */ \"t\" -- (\n ADD COLUMN \"a\"\"b\" int", EFFECT_COLUMN,
+		     "t", "a\"b", "ALTER TABLE \"t\" DROP COLUMN IF EXISTS \"a\"\"b\"",
+		     "ALTER TABLE `t` DROP COLUMN IF EXISTS `a\"b`", "ALTER TABLE \"t\" DROP COLUMN \"a\"\"b\"");
+	check_effect("ALTER TABLE `t` ADD COLUMN `c` varchar(9) DEFAULT 'it\\', x', LOCK=NONE",
+		     EFFECT_COLUMN, "t", "c", "ALTER TABLE \"t\" DROP COLUMN IF EXISTS \"c\"",
+		     "ALTER TABLE `t` DROP COLUMN IF EXISTS `c`", "ALTER TABLE \"t\" DROP COLUMN \"c\"");
+	check_effect("ALTER TABLE `t` ADD COLUMN `c` int # , ADD COLUMN `d` int\n, LOCK=NONE",
+		     EFFECT_COLUMN, "t", "c", "ALTER TABLE \"t\" DROP COLUMN IF EXISTS \"c\"",
+		     "ALTER TABLE `t` DROP COLUMN IF EXISTS `c`", "ALTER TABLE \"t\" DROP COLUMN \"c\"");
+	check_effect("ALTER TABLE \"t\" ADD COLUMN \"c\" text DEFAULT $d$a, (b$d$", EFFECT_COLUMN,
+		     "t", "c", "ALTER TABLE \"t\" DROP COLUMN IF EXISTS \"c\"",
+		     "ALTER TABLE `t` DROP COLUMN IF EXISTS `c`", "ALTER TABLE \"t\" DROP COLUMN \"c\"");
+	check_effect("CREATE FUNCTION \"f\"(\"a\" text DEFAULT ')') RETURNS int AS $$ SELECT 1 $$",
+		     EFFECT_FUNCTION, NULL, "f", "DROP FUNCTION IF EXISTS \"f\"(\"a\" text DEFAULT ')')",
+		     "DROP FUNCTION IF EXISTS `f`", NULL);
+	/* A DO block is one token after DO: nothing in it is read as a statement. */
+	check_contract("DO $x$ BEGIN ALTER TABLE t DROP COLUMN c; END $x$", EFFECT_UNKNOWN, false,
+		       NULL, NULL);
+	check_contract("DROP TABLE \"gone\" /* ; */ -- ;", EFFECT_TABLE, true, NULL, "gone");
+}
+
 Test(effect, contract_statements_name_what_they_drop_or_change)
 {
 	struct strbuf sb[EFFECT_UNDO_MAX] = { STRBUF_INIT, STRBUF_INIT };
