@@ -250,6 +250,26 @@ state_tables_exist(struct state *st, bool *exist, struct dbphase_error *err)
 	return st->conn->drv->table_exists(st->conn, st->version_table, exist, err);
 }
 
+int
+state_app_table(struct state *st, char **name, struct dbphase_error *err)
+{
+	char **tables = NULL;
+	size_t n = 0, i;
+	int rc;
+
+	*name = NULL;
+	if ((rc = st->conn->drv->list_tables(st->conn, &tables, &n, err)) < 0)
+		return rc;
+	for (i = 0; i < n; i++) {
+		if (*name == NULL && strncmp(tables[i], "dbphase_", 8) != 0 &&
+		    strcmp(tables[i], st->version_table) != 0)
+			*name = xstrdup(tables[i]);
+		free(tables[i]);
+	}
+	free(tables);
+	return 0;
+}
+
 /* A quoted name of one of dbphase's tables: the version table or a fixed one. */
 static void
 add_table(const struct state *st, struct strbuf *sb, const char *name)
@@ -935,6 +955,51 @@ state_nodes_free(struct state_node *nodes, size_t n)
 		free(nodes[i].repository);
 	}
 	free(nodes);
+}
+
+int
+state_progress_list(struct state *st, struct state_progress **out, size_t *n,
+		    struct dbphase_error *err)
+{
+	struct db_param p = DB_TEXT(st->repo);
+	struct db_result *res;
+	size_t i, j;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	rc = db_query(st->conn, "SELECT step_id, rows_done, rows_total, done "
+		      "FROM dbphase_progress WHERE repository = $1 ORDER BY step_id, chunk",
+		      &p, 1, &res, err);
+	if (rc < 0)
+		return rc;
+	*out = xcalloc(res->n_rows ? res->n_rows : 1, sizeof(**out));
+	for (i = 0; i < res->n_rows; i = j) {
+		struct state_progress *pr = &(*out)[(*n)++];
+		const char *step = db_result_value(res, i, 0);
+		const char *total = db_result_value(res, i, 2);
+
+		pr->step_id = xstrdup(step);
+		pr->rows_total = total ? strtoll(total, NULL, 10) : -1;
+		pr->finished = true;
+		for (j = i; j < res->n_rows && strcmp(db_result_value(res, j, 0), step) == 0; j++) {
+			pr->rows_done += strtoll(db_result_value(res, j, 1), NULL, 10);
+			pr->finished = pr->finished && db_value_true(db_result_value(res, j, 3));
+			pr->chunks++;
+		}
+	}
+	db_result_free(res);
+	return 0;
+}
+
+void
+state_progress_free(struct state_progress *progress, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(progress[i].step_id);
+	free(progress);
 }
 
 char *
