@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/dialect.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
 
@@ -31,7 +32,7 @@ step_sql(enum db_backend b, const struct plan_step *s, json_t *list, struct strb
 		break;
 	case STEP_BACKFILL:
 		strbuf_addstr(&sb, "UPDATE ");
-		db_quote_ident(b, &sb, s->table);
+		dialect_quote_ident(b, &sb, s->table);
 		strbuf_addf(&sb, " SET %s WHERE (%s) AND ", s->set_sql,
 			    s->where_sql ? s->where_sql : "1 = 1");
 		if (s->n_keys > 1)
@@ -39,7 +40,7 @@ step_sql(enum db_backend b, const struct plan_step *s, json_t *list, struct strb
 		for (i = 0; i < s->n_keys; i++) {
 			if (i)
 				strbuf_addstr(&sb, ", ");
-			db_quote_ident(b, &sb, s->keys[i]);
+			dialect_quote_ident(b, &sb, s->keys[i]);
 		}
 		if (s->n_keys > 1)
 			strbuf_addch(&sb, ')');
@@ -127,7 +128,7 @@ cmd_plan(struct cli *cli, int argc, char **argv)
 		backend = cli->url.backend;
 	}
 	/* What the executor sets on every connection before running a step. */
-	session_sql = db_lock_timeout_sql(backend, cli->cfg.lock_timeout_ms);
+	session_sql = dialect_lock_timeout_sql(backend, cli->cfg.lock_timeout_ms);
 	if (cli->format == CLI_JSON) {
 		doc = json_object();
 		phases = json_array();
@@ -138,8 +139,8 @@ cmd_plan(struct cli *cli, int argc, char **argv)
 		{
 			json_t *list = json_array();
 
-			for (k = 0; db_session_sql(backend)[k]; k++)
-				json_array_append_new(list, json_string(db_session_sql(backend)[k]));
+			for (k = 0; dialect_session_sql(backend)[k]; k++)
+				json_array_append_new(list, json_string(dialect_session_sql(backend)[k]));
 			json_array_append_new(list, json_string(session_sql));
 			json_object_set_new(doc, "session_sql", list);
 		}
@@ -150,10 +151,10 @@ cmd_plan(struct cli *cli, int argc, char **argv)
 			printf(" (expanded %lld, migrated %lld, contracted %lld)", (long long)v.expand,
 			       (long long)v.migrate, (long long)v.contract);
 		printf("\n");
-		if (sql && db_session_sql(backend)[0]) {
+		if (sql && dialect_session_sql(backend)[0]) {
 			printf("-- dbphase's sessions are set up so (as it does at connect):\n");
-			for (k = 0; db_session_sql(backend)[k]; k++)
-				printf("%s;\n", db_session_sql(backend)[k]);
+			for (k = 0; dialect_session_sql(backend)[k]; k++)
+				printf("%s;\n", dialect_session_sql(backend)[k]);
 		}
 		if (sql)
 			printf("-- dbphase runs every statement below under this lock timeout"

@@ -19,52 +19,40 @@ static const char *const next_action[] = {
 };
 
 /*
- * Backfill progress, one entry per step: a step's chunks (disjoint key
- * ranges walked at once) are summed.
+ * Backfill progress, one entry per step (state_progress_list): text, or
+ * into arr.
  */
 static int
-read_progress(struct cli *cli, json_t *arr, bool text)
+show_progress(struct cli *cli, json_t *arr, bool text)
 {
-	struct db_param p = DB_TEXT(cli->st.repo);
-	struct db_result *res;
-	size_t i, j;
+	struct state_progress *pr;
+	size_t i, n;
 	int rc;
 
-	rc = db_query(cli->conn, "SELECT step_id, rows_done, rows_total, done "
-		      "FROM dbphase_progress WHERE repository = $1 ORDER BY step_id, chunk",
-		      &p, 1, &res, &cli->err);
-	if (rc < 0)
+	if ((rc = state_progress_list(&cli->st, &pr, &n, &cli->err)) < 0)
 		return rc;
-	for (i = 0; i < res->n_rows; i = j) {
-		const char *step = db_result_value(res, i, 0);
-		const char *total = db_result_value(res, i, 2);
-		long long rows = 0;
-		bool finished = true;
-		size_t chunks = 0;
-
-		for (j = i; j < res->n_rows && strcmp(db_result_value(res, j, 0), step) == 0; j++) {
-			const char *done = db_result_value(res, j, 3);
-
-			rows += strtoll(db_result_value(res, j, 1), NULL, 10);
-			finished = finished && db_value_true(done);
-			chunks++;
-		}
+	for (i = 0; i < n; i++) {
 		if (arr) {
 			json_t *o = json_object();
 
-			json_object_set_new(o, "step", json_string(step));
-			json_object_set_new(o, "rows_done", json_integer(rows));
-			json_object_set_new(o, "rows_estimated",
-					    total ? json_integer(strtoll(total, NULL, 10)) : json_null());
-			json_object_set_new(o, "chunks", json_integer((json_int_t)chunks));
-			json_object_set_new(o, "finished", json_boolean(finished));
+			json_object_set_new(o, "step", json_string(pr[i].step_id));
+			json_object_set_new(o, "rows_done", json_integer(pr[i].rows_done));
+			json_object_set_new(o, "rows_estimated", pr[i].rows_total >= 0 ?
+					    json_integer(pr[i].rows_total) : json_null());
+			json_object_set_new(o, "chunks", json_integer((json_int_t)pr[i].chunks));
+			json_object_set_new(o, "finished", json_boolean(pr[i].finished));
 			json_array_append_new(arr, o);
 		}
-		if (text)
-			printf("    %-20s %lld rows of ~%s%s\n", step, rows, total ? total : "?",
-			       finished ? " (done)" : " (in progress or interrupted)");
+		if (text) {
+			printf("    %-20s %lld rows of ~", pr[i].step_id, (long long)pr[i].rows_done);
+			if (pr[i].rows_total >= 0)
+				printf("%lld", (long long)pr[i].rows_total);
+			else
+				printf("?");
+			printf("%s\n", pr[i].finished ? " (done)" : " (in progress or interrupted)");
+		}
 	}
-	db_result_free(res);
+	state_progress_free(pr, n);
 	return 0;
 }
 
@@ -158,7 +146,7 @@ status_one(struct cli *cli, json_t *obj)
 			printf("  next             nothing: up to date\n");
 		if (exist) {
 			printf("  progress\n");
-			if ((rc = read_progress(cli, NULL, true)) < 0)
+			if ((rc = show_progress(cli, NULL, true)) < 0)
 				goto out;
 		}
 		printf("  nodes (live within %d s)\n", cli->cfg.node_ttl_s);
@@ -203,7 +191,7 @@ status_one(struct cli *cli, json_t *obj)
 			free(cmd);
 		}
 		json_object_set_new(obj, "next", next_o);
-		if (exist && (rc = read_progress(cli, jp, false)) < 0) {
+		if (exist && (rc = show_progress(cli, jp, false)) < 0) {
 			json_decref(jn);
 			json_decref(jh);
 			json_decref(jp);

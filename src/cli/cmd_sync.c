@@ -693,8 +693,7 @@ cmd_stamp(struct cli *cli, int argc, char **argv)
 int
 cmd_create_schema(struct cli *cli, int argc, char **argv)
 {
-	char **tables = NULL;
-	size_t n = 0, i, app = 0;
+	char *app = NULL;
 	struct cli_args a;
 	int64_t latest;
 	int rc;
@@ -708,20 +707,16 @@ cmd_create_schema(struct cli *cli, int argc, char **argv)
 	if (latest == 0)
 		return err_setf(&cli->err, DBPHASE_EBADINPUT, "repository '%s' has no migrations",
 				cli->repo.dir);
-	if ((rc = cli->conn->drv->list_tables(cli->conn, &tables, &n, &cli->err)) < 0)
+	if ((rc = state_app_table(&cli->st, &app, &cli->err)) < 0)
 		return rc;
-	for (i = 0; i < n; i++) {
-		if (strncmp(tables[i], "dbphase_", 8) != 0 &&
-		    strcmp(tables[i], cli->repo.version_table) != 0 && app++ == 0)
-			err_setf(&cli->err, DBPHASE_EREFUSED,
-				 "create_schema refused: the database already holds application "
-				 "tables (such as '%s'); use db_sync, or version_control for a "
-				 "database created another way", tables[i]);
-		free(tables[i]);
+	if (app) {
+		rc = err_setf(&cli->err, DBPHASE_EREFUSED,
+			      "create_schema refused: the database already holds application "
+			      "tables (such as '%s'); use db_sync, or version_control for a "
+			      "database created another way", app);
+		free(app);
+		return rc;
 	}
-	free(tables);
-	if (app > 0)
-		return DBPHASE_EREFUSED;
 	/*
 	 * On an empty database every phase of every version can run at once:
 	 * there is no old code to keep working.

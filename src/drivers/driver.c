@@ -1,19 +1,20 @@
 /*
  * drivers/driver.c - what the backends share: the driver table, result and
- * introspection lifetimes, the $n placeholder rewriter, and the statement
- * log's lines (db_stmt_begin / db_stmt_end, called by every driver).
+ * introspection lifetimes, and the statement log's lines (db_stmt_begin /
+ * db_stmt_end, called by every driver).  How each backend spells SQL
+ * (quoting, placeholders) is core/dialect.
  */
 #include "config.h"
 
 #include "drivers/driver.h"
 
-#include <ctype.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "core/clock.h"
+#include "core/dialect.h"
 #include "core/excerpt.h"
 #include "core/xmalloc.h"
 
@@ -268,110 +269,6 @@ db_table_info_trigger(const struct db_table_info *info, const char *name)
 	return NULL;
 }
 
-/*
- * Length of the quoted run or comment that starts at p, or 0 if none does.
- * Quotes are doubled to escape them in every dialect; MariaDB also allows a
- * backslash inside '...', which is skipped over as well.
- */
-static size_t
-sql_skip_quoted(const char *p)
-{
-	const char *q;
-	char quote;
-
-	if (p[0] == '-' && p[1] == '-') {
-		q = strchr(p, '\n');
-		return q ? (size_t)(q - p) : strlen(p);
-	}
-	if (p[0] == '/' && p[1] == '*') {
-		q = strstr(p + 2, "*/");
-		return q ? (size_t)(q - p) + 2 : strlen(p);
-	}
-	if (*p != '\'' && *p != '"' && *p != '`')
-		return 0;
-	quote = *p;
-	for (q = p + 1; *q; q++) {
-		if (quote == '\'' && *q == '\\' && q[1]) {
-			q++;
-			continue;
-		}
-		if (*q == quote) {
-			if (q[1] == quote) {
-				q++;
-				continue;
-			}
-			return (size_t)(q - p) + 1;
-		}
-	}
-	return strlen(p);
-}
-
-void
-db_sql_rewrite_params(const char *sql, bool numbered, struct strbuf *out,
-		      int **order, size_t *n_order)
-{
-	const char *p = sql;
-	size_t alloc = 0, skip;
-
-	if (order) {
-		*order = NULL;
-		*n_order = 0;
-	}
-	while (*p) {
-		skip = sql_skip_quoted(p);
-		if (skip) {
-			strbuf_add(out, p, skip);
-			p += skip;
-			continue;
-		}
-		if (*p == '$' && isdigit((unsigned char)p[1]) &&
-		    (p == sql || !(isalnum((unsigned char)p[-1]) || p[-1] == '_'))) {
-			long n = strtol(p + 1, (char **)&p, 10);
-
-			if (numbered) {
-				strbuf_addf(out, "?%ld", n);
-			} else {
-				strbuf_addch(out, '?');
-				if (order) {
-					XGROW(*order, *n_order, alloc);
-					(*order)[(*n_order)++] = (int)n;
-				}
-			}
-			continue;
-		}
-		strbuf_addch(out, *p++);
-	}
-}
-
-/*
- * Wrap s in q, doubling q (and a backslash, if backslash) inside.  The
- * text is UTF-8, so a byte equal to q or '\\' is always that character,
- * never the tail of another.
- */
-static void
-quote_with(struct strbuf *out, const char *s, char q, bool backslash)
-{
-	strbuf_addch(out, q);
-	for (; *s; s++) {
-		if (*s == q || (backslash && *s == '\\'))
-			strbuf_addch(out, *s);
-		strbuf_addch(out, *s);
-	}
-	strbuf_addch(out, q);
-}
-
-void
-db_quote_ident(enum db_backend backend, struct strbuf *out, const char *ident)
-{
-	quote_with(out, ident, backend == DB_BACKEND_MYSQL ? '`' : '"', false);
-}
-
-void
-db_quote_literal(enum db_backend backend, struct strbuf *out, const char *text)
-{
-	quote_with(out, text, '\'', backend == DB_BACKEND_MYSQL);
-}
-
 int
 db_estimate_rows(struct db_conn *conn, const char *table, uint64_t *rows,
 		 struct dbphase_error *err)
@@ -393,7 +290,7 @@ db_estimate_rows(struct db_conn *conn, const char *table, uint64_t *rows,
 		break;
 	case DB_BACKEND_SQLITE:
 		strbuf_addstr(&sql, "SELECT count(*) FROM ");
-		db_quote_ident(DB_BACKEND_SQLITE, &sql, table);
+		dialect_quote_ident(DB_BACKEND_SQLITE, &sql, table);
 		break;
 	}
 	rc = db_query(conn, sql.buf, &p, conn->drv->backend == DB_BACKEND_SQLITE ? 0 : 1,
@@ -482,73 +379,4 @@ db_clients_free(struct db_client *clients, size_t n)
 		free(clients[i].value);
 	}
 	free(clients);
-}
-
-const char *
-db_sql_now_epoch(enum db_backend backend)
-{
-	switch (backend) {
-	case DB_BACKEND_POSTGRESQL:
-		return "CAST(extract(epoch FROM clock_timestamp()) AS bigint)";
-	case DB_BACKEND_MYSQL:
-		return "UNIX_TIMESTAMP()";
-	case DB_BACKEND_SQLITE:
-		return "CAST(strftime('%s', 'now') AS INTEGER)";
-	}
-	return "0";
-}
-
-const char *
-db_sql_session_id(enum db_backend backend)
-{
-	switch (backend) {
-	case DB_BACKEND_POSTGRESQL:
-		return "pg_catalog.pg_backend_pid()";
-	case DB_BACKEND_MYSQL:
-		return "CONNECTION_ID()";
-	case DB_BACKEND_SQLITE:
-		return "0";
-	}
-	return "0";
-}
-
-const char *const *
-db_session_sql(enum db_backend backend)
-{
-	/*
-	 * The sql_mode statement has no backslash and no double quote, so it
-	 * reads the same under any sql_mode (mysql.c's mdb_session_setup sets
-	 * the same by reading the mode, and refuses a server that keeps one).
-	 */
-	static const char *const mysql[] = {
-		"SET NAMES utf8mb4",
-		"SET time_zone = '+00:00'",
-		"SET SESSION sql_mode = TRIM(BOTH ',' FROM REGEXP_REPLACE(@@SESSION.sql_mode, "
-		"'(^|,)(NO_BACKSLASH_ESCAPES|ANSI_QUOTES|ANSI|DB2|MAXDB|MSSQL|ORACLE|POSTGRESQL)"
-		"(?=,|$)', ''))",
-		NULL,
-	};
-	static const char *const none[] = { NULL };
-
-	return backend == DB_BACKEND_MYSQL ? mysql : none;
-}
-
-char *
-db_lock_timeout_sql(enum db_backend backend, int timeout_ms)
-{
-	long s = timeout_ms > 0 ? ((long)timeout_ms + 999) / 1000 : 0;
-
-	switch (backend) {
-	case DB_BACKEND_POSTGRESQL:
-		return xasprintf("SET lock_timeout = '%dms'", timeout_ms > 0 ? timeout_ms : 0);
-	case DB_BACKEND_MYSQL:
-		if (s == 0)
-			return xstrdup("SET SESSION lock_wait_timeout = DEFAULT, "
-				       "SESSION innodb_lock_wait_timeout = DEFAULT");
-		return xasprintf("SET SESSION lock_wait_timeout = %ld, "
-				 "SESSION innodb_lock_wait_timeout = %ld", s, s);
-	case DB_BACKEND_SQLITE:
-		return xasprintf("PRAGMA busy_timeout = %d", timeout_ms > 0 ? timeout_ms : 0);
-	}
-	return xstrdup("");
 }

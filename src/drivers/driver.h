@@ -8,8 +8,9 @@
  *
  * SQL handed to a driver writes parameters as $1, $2, ... whatever the
  * backend; the driver rewrites them for its own API (? for MariaDB, ?NNN
- * for SQLite).  Values are always bound, never spliced into SQL text.
- * Identifiers are quoted with db_quote_ident().
+ * for SQLite) with dialect_rewrite_params.  Values are always bound, never
+ * spliced into SQL text.  Identifiers are quoted with dialect_quote_ident
+ * (core/dialect.h), which the planner uses as well.
  *
  * Results are materialised as text: every value is a NUL-terminated string
  * or NULL for SQL NULL.  Result sets dbphase reads are small (catalog rows,
@@ -36,6 +37,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/dialect.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/strbuf.h"
@@ -213,7 +215,7 @@ struct db_driver {
 	/*
 	 * Append to out a boolean SQL expression, true while the session
 	 * whose server-side id is the value of the SQL expression session
-	 * (see db_sql_session_id) holds the named lock.  Other sessions
+	 * (see dialect_session_id_sql) holds the named lock.  Other sessions
 	 * evaluate it to learn whether the lock's holder still holds it.
 	 * SQLite's lock lives in the process: there it is always true.
 	 */
@@ -315,26 +317,20 @@ void db_stmt_end_result(struct db_conn *conn, int rc, const struct dbphase_error
 			const struct db_result *res);
 
 /*
- * Rewrite $n placeholders for a backend that takes ? (MariaDB): copies sql
- * to out with each $n outside quotes and comments replaced by "?", and
- * stores in order[] (of *n_order entries, allocated) the 1-based parameter
- * number of each ? in turn.  With numbered = true (SQLite) writes ?n and
- * leaves order NULL.
+ * The quoting of core/dialect.h under its older names, for the callers
+ * not yet moved to dialect_quote_ident / dialect_quote_literal.
  */
-void db_sql_rewrite_params(const char *sql, bool numbered, struct strbuf *out,
-			   int **order, size_t *n_order);
+static inline void
+db_quote_ident(enum db_backend backend, struct strbuf *out, const char *ident)
+{
+	dialect_quote_ident(backend, out, ident);
+}
 
-/*
- * Quote an identifier or a string literal for a backend's dialect, without
- * a connection ("x" / `x`; 'it''s', and MariaDB doubles backslashes too).
- * The planner renders SQL offline with these; the drivers' quote_ident and
- * quote_literal are these same functions.  The MariaDB form assumes what
- * the MariaDB driver makes of every session at connect: utf8mb4 (no
- * multi-byte character holds a quote or backslash byte) and an sql_mode
- * without NO_BACKSLASH_ESCAPES and ANSI_QUOTES.
- */
-void db_quote_ident(enum db_backend backend, struct strbuf *out, const char *ident);
-void db_quote_literal(enum db_backend backend, struct strbuf *out, const char *text);
+static inline void
+db_quote_literal(enum db_backend backend, struct strbuf *out, const char *text)
+{
+	dialect_quote_literal(backend, out, text);
+}
 
 /*
  * A cheap estimate of a table's row count for progress (the planner's
@@ -367,32 +363,6 @@ struct db_client {
 int db_list_clients(struct db_conn *conn, const char *attribute, struct db_client **out,
 		    size_t *n, struct dbphase_error *err);
 void db_clients_free(struct db_client *clients, size_t n);
-
-/* SQL for the database clock as Unix seconds, in the backend's dialect. */
-const char *db_sql_now_epoch(enum db_backend backend);
-
-/* SQL for the server's id of the current session (0 on SQLite). */
-const char *db_sql_session_id(enum db_backend backend);
-
-/*
- * The statement that gives a session a lock timeout of timeout_ms (0 or
- * less: the server's default), as the drivers' set_lock_timeout sets it,
- * so that `plan --sql` prints what the executor does.  PostgreSQL:
- * lock_timeout; MariaDB: lock_wait_timeout (metadata locks) and
- * innodb_lock_wait_timeout (row locks), in whole seconds rounded up;
- * SQLite: PRAGMA busy_timeout (the driver sets the same value through
- * sqlite3_busy_timeout).  Caller frees.
- */
-char *db_lock_timeout_sql(enum db_backend backend, int timeout_ms);
-
-/*
- * The statements that give a session what dbphase's SQL is written for,
- * in the order to run them (NULL-terminated; none on PostgreSQL and
- * SQLite): on MariaDB utf8mb4, UTC, and an sql_mode without the flags that
- * change what a quoted string or name means, as the driver sets them at
- * connect, for `plan --sql` to print.  Static strings.
- */
-const char *const *db_session_sql(enum db_backend backend);
 
 /* Thin wrappers, so that callers read conn-first. */
 static inline int

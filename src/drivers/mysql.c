@@ -14,7 +14,7 @@
  * A statement without parameters goes through the text protocol and may
  * hold several statements (CLIENT_MULTI_STATEMENTS); every result set is
  * read, the first one with columns is kept.  A statement with parameters is
- * rewritten from $n to ? (db_sql_rewrite_params) and run as a server-side
+ * rewritten from $n to ? (dialect_rewrite_params) and run as a server-side
  * prepared statement, with the values bound, never spliced into the SQL:
  * the connector has non-blocking variants of prepare, execute, store and
  * close, so binding costs the executor nothing.  Result values are fetched
@@ -51,6 +51,7 @@
 
 #include <mysql.h>
 
+#include "core/dialect.h"
 #include "core/xmalloc.h"
 #include "drivers/driver.h"
 
@@ -482,7 +483,7 @@ mdb_check_version(struct mdb_conn *c, struct dbphase_error *err)
 
 /*
  * sql_mode flags under which a quoted literal or identifier would mean
- * something else than db_quote_literal / db_quote_ident wrote, and the
+ * something else than dialect_quote_literal / dialect_quote_ident wrote, and the
  * combined modes that bring ANSI_QUOTES back with them.
  */
 static const char *const mdb_unsafe_modes[] = {
@@ -526,10 +527,10 @@ mdb_sql_mode(struct mdb_conn *c, char **mode, struct dbphase_error *err)
  *
  * - utf8mb4.  Migration files are UTF-8, and in utf8mb4 neither a quote
  *   nor a backslash byte is ever part of a multi-byte character, so the
- *   doubling done by db_quote_literal cannot be cut open.
+ *   doubling done by dialect_quote_literal cannot be cut open.
  * - an sql_mode without NO_BACKSLASH_ESCAPES and ANSI_QUOTES (and the
  *   combined modes that imply ANSI_QUOTES), keeping the server's other
- *   flags: a literal is read with backslash escapes, as db_quote_literal
+ *   flags: a literal is read with backslash escapes, as dialect_quote_literal
  *   writes it, and "..." is a string, as MariaDB's default has it.
  *   Triggers keep the sql_mode they were created under, so this holds for
  *   the bodies dbphase creates as well.  The mode is read back: a server
@@ -561,7 +562,7 @@ mdb_session_setup(struct mdb_conn *c, struct dbphase_error *err)
 		p += len + (p[len] == ',');
 	}
 	strbuf_addstr(&sql, "SET SESSION sql_mode = ");
-	db_quote_literal(DB_BACKEND_MYSQL, &sql, want.buf);
+	dialect_quote_literal(DB_BACKEND_MYSQL, &sql, want.buf);
 	rc = mdb_run(c, sql.buf, NULL, 0, NULL, err);
 	if (rc == 0)
 		rc = mdb_sql_mode(c, &check, err);
@@ -1048,7 +1049,7 @@ mdb_send(struct db_conn *conn, const char *sql, const struct db_param *params,
 		goto start;
 	}
 
-	db_sql_rewrite_params(sql, false, &c->sql, &order, &n_order);
+	dialect_rewrite_params(DB_BACKEND_MYSQL, sql, &c->sql, &order, &n_order);
 	for (i = 0; i < n_order; i++) {
 		if (order[i] < 1 || (size_t)order[i] > n_params) {
 			rc = err_setf(err, DBPHASE_EBADINPUT,
@@ -1282,7 +1283,7 @@ static int
 mdb_set_lock_timeout(struct db_conn *conn, int timeout_ms,
 		     struct dbphase_error *err)
 {
-	char *sql = db_lock_timeout_sql(DB_BACKEND_MYSQL, timeout_ms);
+	char *sql = dialect_lock_timeout_sql(DB_BACKEND_MYSQL, timeout_ms);
 	int rc;
 
 	rc = mdb_exec(conn, sql, err);
@@ -1465,7 +1466,7 @@ mdb_default_expr(const struct mdb_conn *c, const char *def, const char *extra)
 		return strcmp(def, "NULL") == 0 ? NULL : xstrdup(def);
 	if (extra && strstr(extra, "DEFAULT_GENERATED"))
 		return xstrdup(def);
-	db_quote_literal(DB_BACKEND_MYSQL, &sb, def);
+	dialect_quote_literal(DB_BACKEND_MYSQL, &sb, def);
 	return strbuf_detach(&sb);
 }
 
@@ -1574,7 +1575,7 @@ mdb_add_column_list(struct strbuf *sb, struct db_result *keys, const char *name,
 			continue;
 		if (n++)
 			strbuf_addstr(sb, ", ");
-		db_quote_ident(DB_BACKEND_MYSQL, sb, db_result_value(keys, i, col));
+		dialect_quote_ident(DB_BACKEND_MYSQL, sb, db_result_value(keys, i, col));
 	}
 	strbuf_addch(sb, ')');
 }
@@ -1614,10 +1615,10 @@ mdb_constraint_def(enum db_constraint_kind kind, const char *name,
 			    db_result_value(keys, i, 3) == NULL)
 				continue;
 			if (other && strcmp(other, "1") == 0) {
-				db_quote_ident(DB_BACKEND_MYSQL, &sb, schema);
+				dialect_quote_ident(DB_BACKEND_MYSQL, &sb, schema);
 				strbuf_addch(&sb, '.');
 			}
-			db_quote_ident(DB_BACKEND_MYSQL, &sb, db_result_value(keys, i, 3));
+			dialect_quote_ident(DB_BACKEND_MYSQL, &sb, db_result_value(keys, i, 3));
 			break;
 		}
 		strbuf_addch(&sb, ' ');
@@ -1801,20 +1802,20 @@ out:
 }
 
 /*
- * Quoting is db_quote_ident / db_quote_literal, the one implementation the
+ * Quoting is dialect_quote_ident / dialect_quote_literal, the one implementation the
  * planner renders offline SQL with too; it is right for the session that
  * mdb_session_setup makes (utf8mb4, backslash escapes on).
  */
 static void
 mdb_quote_ident(struct strbuf *out, const char *ident)
 {
-	db_quote_ident(DB_BACKEND_MYSQL, out, ident);
+	dialect_quote_ident(DB_BACKEND_MYSQL, out, ident);
 }
 
 static void
 mdb_quote_literal(struct strbuf *out, const char *text)
 {
-	db_quote_literal(DB_BACKEND_MYSQL, out, text);
+	dialect_quote_literal(DB_BACKEND_MYSQL, out, text);
 }
 
 /*

@@ -44,6 +44,7 @@
 #include <libpq-fe.h>
 
 #include "core/clock.h"
+#include "core/dialect.h"
 #include "core/xmalloc.h"
 #include "drivers/driver.h"
 
@@ -782,7 +783,7 @@ static int
 pg_drv_set_lock_timeout(struct db_conn *conn, int timeout_ms,
 			struct dbphase_error *err)
 {
-	char *sql = db_lock_timeout_sql(DB_BACKEND_POSTGRESQL, timeout_ms);
+	char *sql = dialect_lock_timeout_sql(DB_BACKEND_POSTGRESQL, timeout_ms);
 	int rc = pg_drv_exec(conn, sql, err);
 
 	free(sql);
@@ -1271,13 +1272,13 @@ pg_drv_cancel(struct db_conn *conn, struct dbphase_error *err)
 static void
 pg_drv_quote_ident(struct strbuf *out, const char *ident)
 {
-	db_quote_ident(DB_BACKEND_POSTGRESQL, out, ident);
+	dialect_quote_ident(DB_BACKEND_POSTGRESQL, out, ident);
 }
 
 static void
 pg_drv_quote_literal(struct strbuf *out, const char *text)
 {
-	db_quote_literal(DB_BACKEND_POSTGRESQL, out, text);
+	dialect_quote_literal(DB_BACKEND_POSTGRESQL, out, text);
 }
 
 const struct db_driver db_pg_driver = {

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/dialect.h"
 #include "core/xmalloc.h"
 #include "drivers/driver.h"
 
@@ -181,7 +182,7 @@ sqlite_query(struct db_conn *conn, const char *sql, const struct db_param *param
 	if (res)
 		*res = NULL;
 	db_stmt_begin(conn, sql);
-	db_sql_rewrite_params(sql, true, &text, NULL, NULL);
+	dialect_rewrite_params(DB_BACKEND_SQLITE, sql, &text, NULL, NULL);
 	rc = sqlite3_prepare_v2(c->db, text.buf, -1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		rc = sqlite_fail(c, rc, NULL, err);
@@ -666,13 +667,13 @@ sqlite_cancel(struct db_conn *conn, struct dbphase_error *err)
 static void
 sqlite_quote_ident(struct strbuf *out, const char *ident)
 {
-	db_quote_ident(DB_BACKEND_SQLITE, out, ident);
+	dialect_quote_ident(DB_BACKEND_SQLITE, out, ident);
 }
 
 static void
 sqlite_quote_literal(struct strbuf *out, const char *text)
 {
-	db_quote_literal(DB_BACKEND_SQLITE, out, text);
+	dialect_quote_literal(DB_BACKEND_SQLITE, out, text);
 }
 
 const struct db_driver db_sqlite_driver = {

@@ -42,6 +42,7 @@
 #include <uv.h>
 
 #include "core/clock.h"
+#include "core/dialect.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
 #include "exec/exec.h"
@@ -230,7 +231,7 @@ add_key_list(enum db_backend b, const struct exec_job *job, struct strbuf *sb)
 	for (i = 0; i < job->n_keys; i++) {
 		if (i)
 			strbuf_addstr(sb, ", ");
-		db_quote_ident(b, sb, job->keys[i]);
+		dialect_quote_ident(b, sb, job->keys[i]);
 	}
 }
 
@@ -257,7 +258,7 @@ sql_update(enum db_backend b, const struct exec_job *job, bool lo, bool hi)
 	int n = 1;
 
 	strbuf_addstr(&sb, "UPDATE ");
-	db_quote_ident(b, &sb, job->table);
+	dialect_quote_ident(b, &sb, job->table);
 	strbuf_addf(&sb, " SET %s WHERE (%s)", job->set_sql,
 		    job->where_sql ? job->where_sql : "1 = 1");
 	if (lo) {
@@ -280,7 +281,7 @@ sql_next_key(enum db_backend b, const struct exec_job *job, bool lo)
 	strbuf_addstr(&sb, "SELECT ");
 	add_key_list(b, job, &sb);
 	strbuf_addstr(&sb, " FROM ");
-	db_quote_ident(b, &sb, job->table);
+	dialect_quote_ident(b, &sb, job->table);
 	if (lo) {
 		strbuf_addstr(&sb, " WHERE ");
 		n = add_key_cmp(b, job, ">", n, &sb);
@@ -305,9 +306,9 @@ job_run_build_sql(struct runner *r, struct job_run *jr)
 	jr->sql_update_first = sql_update(b, job, false, true);
 	jr->sql_update = sql_update(b, job, true, true);
 	strbuf_addstr(&sb, "SELECT max(");
-	db_quote_ident(b, &sb, job->keys[0]);
+	dialect_quote_ident(b, &sb, job->keys[0]);
 	strbuf_addstr(&sb, ") FROM ");
-	db_quote_ident(b, &sb, job->table);
+	dialect_quote_ident(b, &sb, job->table);
 	jr->sql_max = strbuf_detach(&sb);
 	jr->n_extra = 0;
 	r->h->checkpoint_sql(r->h->arg, job, b, &sb, jr->extra, &jr->n_extra);
@@ -373,11 +374,11 @@ job_run_split(struct runner *r, struct job_run *jr, struct dbphase_error *err)
 			struct strbuf sb = STRBUF_INIT;
 
 			strbuf_addstr(&sb, "SELECT min(");
-			db_quote_ident(r->conn->drv->backend, &sb, job->keys[0]);
+			dialect_quote_ident(r->conn->drv->backend, &sb, job->keys[0]);
 			strbuf_addstr(&sb, "), max(");
-			db_quote_ident(r->conn->drv->backend, &sb, job->keys[0]);
+			dialect_quote_ident(r->conn->drv->backend, &sb, job->keys[0]);
 			strbuf_addstr(&sb, ") FROM ");
-			db_quote_ident(r->conn->drv->backend, &sb, job->table);
+			dialect_quote_ident(r->conn->drv->backend, &sb, job->table);
 			rc = db_query(r->conn, sb.buf, NULL, 0, &res, err);
 			strbuf_release(&sb);
 			if (rc < 0)

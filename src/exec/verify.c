@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "core/clock.h"
+#include "core/dialect.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
 
@@ -27,7 +28,7 @@ add_key_list(enum db_backend b, const struct exec_verify *v, struct strbuf *sb)
 	for (i = 0; i < v->n_keys; i++) {
 		if (i)
 			strbuf_addstr(sb, ", ");
-		db_quote_ident(b, sb, v->keys[i]);
+		dialect_quote_ident(b, sb, v->keys[i]);
 	}
 }
 
@@ -147,7 +148,7 @@ run_chunk(struct db_conn *conn, struct exec_verify *v, char **last, long size, c
 	strbuf_addstr(&sql, "SELECT ");
 	add_key_list(b, v, &sql);
 	strbuf_addstr(&sql, " FROM ");
-	db_quote_ident(b, &sql, v->table);
+	dialect_quote_ident(b, &sql, v->table);
 	if (last) {
 		strbuf_addstr(&sql, " WHERE ");
 		add_key_cmp(b, v, ">", 1, &sql);
@@ -183,7 +184,7 @@ run_chunk(struct db_conn *conn, struct exec_verify *v, char **last, long size, c
 	for (k = 0; k < v->n_cmps; k++)
 		strbuf_addf(&sql, ", SUM(CASE WHEN %s THEN 1 ELSE 0 END)", v->cmps[k].differs_sql);
 	strbuf_addstr(&sql, " FROM ");
-	db_quote_ident(b, &sql, v->table);
+	dialect_quote_ident(b, &sql, v->table);
 	add_range(b, v, last != NULL, *hi != NULL, &sql);
 	if ((rc = db_query(conn, sql.buf, params, np, &res, err)) < 0)
 		goto fail;
@@ -209,7 +210,7 @@ run_chunk(struct db_conn *conn, struct exec_verify *v, char **last, long size, c
 		strbuf_addstr(&sql, "SELECT ");
 		add_key_list(b, v, &sql);
 		strbuf_addstr(&sql, " FROM ");
-		db_quote_ident(b, &sql, v->table);
+		dialect_quote_ident(b, &sql, v->table);
 		add_range(b, v, last != NULL, *hi != NULL, &sql);
 		strbuf_addf(&sql, " AND (%s) ORDER BY ", v->cmps[k].differs_sql);
 		add_key_list(b, v, &sql);

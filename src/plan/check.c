@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dialect.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
-#include "drivers/driver.h"
 #include "plan/types.h"
 
 /* expected as the column stores it: cast to the column's type where a cast says how. */
@@ -82,7 +82,7 @@ check_init(struct plan_check *chk, enum db_backend backend, enum check_kind kind
 		chk->keys[chk->n_keys++] = xstrdup(keys[i]);
 	chk->column = xstrdup(column);
 	chk->source = xstrdup(source_text);
-	db_quote_ident(backend, &q, column);
+	dialect_quote_ident(backend, &q, column);
 	render_differs(backend, kind, q.buf, type, expected, &sb);
 	chk->differs_sql = strbuf_detach(&sb);
 	chk->needs = xcalloc(2, sizeof(char *));

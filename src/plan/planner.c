@@ -22,11 +22,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/dialect.h"
 #include "core/excerpt.h"
 #include "core/sqllex.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
-#include "drivers/driver.h"
 #include "plan/model.h"
 #include "plan/types.h"
 
@@ -183,7 +183,7 @@ quote_ident(enum db_backend b, const char *name)
 {
 	struct strbuf sb = STRBUF_INIT;
 
-	db_quote_ident(b, &sb, name);
+	dialect_quote_ident(b, &sb, name);
 	return strbuf_detach(&sb);
 }
 
@@ -192,7 +192,7 @@ quote_literal(enum db_backend b, const char *text)
 {
 	struct strbuf sb = STRBUF_INIT;
 
-	db_quote_literal(b, &sb, text);
+	dialect_quote_literal(b, &sb, text);
 	return strbuf_detach(&sb);
 }
 
@@ -514,7 +514,7 @@ expr_on_row(enum db_backend b, const char *expr, const struct model_table *t, co
 
 	if (b == DB_BACKEND_POSTGRESQL) {
 		strbuf_addf(out, "(SELECT %s%s FROM (SELECT %s.*) AS ", expr, nl, row);
-		db_quote_ident(b, out, "dbp_row");
+		dialect_quote_ident(b, out, "dbp_row");
 		strbuf_addch(out, ')');
 		free(en.seen);
 		return;
@@ -538,7 +538,7 @@ expr_on_row(enum db_backend b, const char *expr, const struct model_table *t, co
 		free(q);
 	}
 	strbuf_addstr(out, ") AS ");
-	db_quote_ident(b, out, "dbp_row");
+	dialect_quote_ident(b, out, "dbp_row");
 	strbuf_addch(out, ')');
 	free(en.seen);
 }
@@ -718,7 +718,7 @@ render_column_def(enum db_backend b, const struct model_column *col, bool force_
 {
 	const char *expected;
 
-	db_quote_ident(b, out, col->name);
+	dialect_quote_ident(b, out, col->name);
 	strbuf_addch(out, ' ');
 	if (col->autoincrement && inline_pk && b == DB_BACKEND_SQLITE) {
 		/* NOT NULL too, so that introspection tells what the model says. */
@@ -789,7 +789,7 @@ table_body(enum db_backend b, const struct model_table *t)
 		for (i = 0; i < n_pk; i++) {
 			if (i)
 				strbuf_addstr(&sb, ", ");
-			db_quote_ident(b, &sb, pk[i]->name);
+			dialect_quote_ident(b, &sb, pk[i]->name);
 		}
 		strbuf_addch(&sb, ')');
 	}
@@ -904,7 +904,7 @@ check_param_value(struct op_ctx *c, const struct catalog_param *p, const struct 
 				return missing_column(c, v->items[i], t, s);
 			if (i)
 				strbuf_addstr(sb, ", ");
-			db_quote_ident(c->backend, sb, s);
+			dialect_quote_ident(c->backend, sb, s);
 		}
 		vars_set(&c->vars, p->name, sb->buf);
 		break;
@@ -970,7 +970,7 @@ check_param_value(struct op_ctx *c, const struct catalog_param *p, const struct 
 				return missing_column(c, v->keys[i], t, s);
 			if (i)
 				strbuf_addstr(sb, ", ");
-			db_quote_ident(c->backend, sb, s);
+			dialect_quote_ident(c->backend, sb, s);
 			rc = expr_text(c, v->items[i], "the value", &s);
 			if (rc == 0)
 				strbuf_addf(sb, " = %s", s);
@@ -1326,14 +1326,14 @@ check_on_row(enum db_backend b, const struct model_constraint *k)
 		if (!model_check_reads(k, i))
 			continue;
 		strbuf_addstr(&sb, n++ ? ", NEW." : "NEW.");
-		db_quote_ident(b, &sb, k->row_columns[i]);
+		dialect_quote_ident(b, &sb, k->row_columns[i]);
 		strbuf_addstr(&sb, " AS ");
-		db_quote_ident(b, &sb, k->row_names[i]);
+		dialect_quote_ident(b, &sb, k->row_names[i]);
 	}
 	if (n == 0)
 		strbuf_addstr(&sb, "NULL AS dbp_none");
 	strbuf_addstr(&sb, ") AS ");
-	db_quote_ident(b, &sb, k->row_table);
+	dialect_quote_ident(b, &sb, k->row_table);
 	strbuf_addch(&sb, ')');
 	return strbuf_detach(&sb);
 }
@@ -1365,7 +1365,7 @@ push_columns(struct op_ctx *c, const char *var, char *const *names, size_t n)
 	for (i = 0; i < n; i++) {
 		if (i)
 			strbuf_addstr(&sb, ", ");
-		db_quote_ident(c->backend, &sb, names[i]);
+		dialect_quote_ident(c->backend, &sb, names[i]);
 	}
 	vars_push(&c->vars, var, sb.buf);
 	strbuf_release(&sb);
@@ -1380,18 +1380,18 @@ fk_missing_sql(enum db_backend b, const struct model_constraint *k)
 
 	for (i = 0; i < k->n_columns; i++) {
 		strbuf_addstr(&sb, i ? " AND NEW." : "(NEW.");
-		db_quote_ident(b, &sb, k->columns[i]);
+		dialect_quote_ident(b, &sb, k->columns[i]);
 		strbuf_addstr(&sb, " IS NOT NULL");
 	}
 	strbuf_addstr(&sb, ") AND NOT EXISTS (SELECT 1 FROM ");
-	db_quote_ident(b, &sb, k->ref_table);
+	dialect_quote_ident(b, &sb, k->ref_table);
 	strbuf_addstr(&sb, " WHERE ");
 	for (i = 0; i < k->n_columns; i++) {
 		if (i)
 			strbuf_addstr(&sb, " AND ");
-		db_quote_ident(b, &sb, k->ref_columns[i]);
+		dialect_quote_ident(b, &sb, k->ref_columns[i]);
 		strbuf_addstr(&sb, " = NEW.");
-		db_quote_ident(b, &sb, k->columns[i]);
+		dialect_quote_ident(b, &sb, k->columns[i]);
 	}
 	strbuf_addch(&sb, ')');
 	return strbuf_detach(&sb);
@@ -1404,9 +1404,9 @@ push_add_prefix(struct op_ctx *c, const char *var, const char *table, const char
 	struct strbuf sb = STRBUF_INIT;
 
 	strbuf_addstr(&sb, "ALTER TABLE ");
-	db_quote_ident(c->backend, &sb, table);
+	dialect_quote_ident(c->backend, &sb, table);
 	strbuf_addstr(&sb, " ADD CONSTRAINT ");
-	db_quote_ident(c->backend, &sb, name);
+	dialect_quote_ident(c->backend, &sb, name);
 	strbuf_addch(&sb, ' ');
 	push_literal(c, var, sb.buf);
 	strbuf_release(&sb);
@@ -1445,7 +1445,7 @@ carry_constraints(struct op_ctx *c, struct model_table *t, const char *from, con
 
 		vars_set_ident(c, "tmp_col", tmp);
 		free(tmp);
-		db_quote_ident(c->backend, &sb, t->name);
+		dialect_quote_ident(c->backend, &sb, t->name);
 		tmp = quote_literal(c->backend, sb.buf);
 		strbuf_reset(&sb);
 		strbuf_addf(&sb, "%s::regclass", tmp);
@@ -1598,8 +1598,8 @@ shadow_indexes(struct op_ctx *c, struct model_table *t, const char *column,
 				strbuf_addstr(&cols, ", ");
 				strbuf_addstr(&orig, ", ");
 			}
-			db_quote_ident(c->backend, &cols, hit ? shadow : ix->columns[j]);
-			db_quote_ident(c->backend, &orig, ix->columns[j]);
+			dialect_quote_ident(c->backend, &cols, hit ? shadow : ix->columns[j]);
+			dialect_quote_ident(c->backend, &orig, ix->columns[j]);
 		}
 		if (uses) {
 			char *qs;
@@ -1751,7 +1751,7 @@ op_rename_column(struct op_ctx *c)
 			uses |= hit;
 			if (j)
 				strbuf_addstr(&cols, ", ");
-			db_quote_ident(c->backend, &cols, hit ? to : ix->columns[j]);
+			dialect_quote_ident(c->backend, &cols, hit ? to : ix->columns[j]);
 		}
 		if (uses) {
 			char *name = object_name(c, ix->name, "ix");
@@ -2251,14 +2251,14 @@ op_add_foreign_key(struct op_ctx *c)
 	}
 	vars_set(&c->vars, "ref_columns", list.buf);
 	strbuf_addstr(&missing, ") AND NOT EXISTS (SELECT 1 FROM ");
-	db_quote_ident(c->backend, &missing, ref);
+	dialect_quote_ident(c->backend, &missing, ref);
 	strbuf_addstr(&missing, " WHERE ");
 	for (i = 0; i < n_refs; i++) {
 		if (i)
 			strbuf_addstr(&missing, " AND ");
-		db_quote_ident(c->backend, &missing, ref_names[i]);
+		dialect_quote_ident(c->backend, &missing, ref_names[i]);
 		strbuf_addstr(&missing, " = NEW.");
-		db_quote_ident(c->backend, &missing, cols->items[i]->scalar);
+		dialect_quote_ident(c->backend, &missing, cols->items[i]->scalar);
 	}
 	strbuf_addch(&missing, ')');
 	vars_set(&c->vars, "fk_missing", missing.buf);
@@ -2267,26 +2267,26 @@ op_add_foreign_key(struct op_ctx *c)
 	strbuf_reset(&missing);
 	for (i = 0; i < n_refs; i++) {
 		strbuf_addstr(&missing, i ? " AND " : "(");
-		db_quote_ident(c->backend, &missing, "dbp_row");
+		dialect_quote_ident(c->backend, &missing, "dbp_row");
 		strbuf_addch(&missing, '.');
-		db_quote_ident(c->backend, &missing, cols->items[i]->scalar);
+		dialect_quote_ident(c->backend, &missing, cols->items[i]->scalar);
 		strbuf_addstr(&missing, " IS NOT NULL");
 	}
 	strbuf_addstr(&missing, ") AND NOT EXISTS (SELECT 1 FROM ");
-	db_quote_ident(c->backend, &missing, ref);
+	dialect_quote_ident(c->backend, &missing, ref);
 	strbuf_addch(&missing, ' ');
-	db_quote_ident(c->backend, &missing, "dbp_ref");
+	dialect_quote_ident(c->backend, &missing, "dbp_ref");
 	strbuf_addstr(&missing, " WHERE ");
 	for (i = 0; i < n_refs; i++) {
 		if (i)
 			strbuf_addstr(&missing, " AND ");
-		db_quote_ident(c->backend, &missing, "dbp_ref");
+		dialect_quote_ident(c->backend, &missing, "dbp_ref");
 		strbuf_addch(&missing, '.');
-		db_quote_ident(c->backend, &missing, ref_names[i]);
+		dialect_quote_ident(c->backend, &missing, ref_names[i]);
 		strbuf_addstr(&missing, " = ");
-		db_quote_ident(c->backend, &missing, "dbp_row");
+		dialect_quote_ident(c->backend, &missing, "dbp_row");
 		strbuf_addch(&missing, '.');
-		db_quote_ident(c->backend, &missing, cols->items[i]->scalar);
+		dialect_quote_ident(c->backend, &missing, cols->items[i]->scalar);
 	}
 	strbuf_addch(&missing, ')');
 	vars_set(&c->vars, "fk_orphan", missing.buf);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/dialect.h"
 #include "core/embedded.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
@@ -151,7 +152,8 @@ int
 state_fence_take(struct state *st, struct dbphase_error *err)
 {
 	struct db_param p[2] = { DB_TEXT(st->repo), DB_TEXT(st->who) };
-	const char *now = db_sql_now_epoch(backend(st)), *sid = db_sql_session_id(backend(st));
+	const char *now = dialect_now_epoch_sql(backend(st));
+	const char *sid = dialect_session_id_sql(backend(st));
 	char *up = xasprintf("UPDATE dbphase_locks SET generation = generation + 1, "
 			     "holder_session = %s, holder = $2, taken_at = %s WHERE repository = $1",
 			     sid, now);
@@ -248,11 +250,31 @@ state_tables_exist(struct state *st, bool *exist, struct dbphase_error *err)
 	return st->conn->drv->table_exists(st->conn, st->version_table, exist, err);
 }
 
+int
+state_app_table(struct state *st, char **name, struct dbphase_error *err)
+{
+	char **tables = NULL;
+	size_t n = 0, i;
+	int rc;
+
+	*name = NULL;
+	if ((rc = st->conn->drv->list_tables(st->conn, &tables, &n, err)) < 0)
+		return rc;
+	for (i = 0; i < n; i++) {
+		if (*name == NULL && strncmp(tables[i], "dbphase_", 8) != 0 &&
+		    strcmp(tables[i], st->version_table) != 0)
+			*name = xstrdup(tables[i]);
+		free(tables[i]);
+	}
+	free(tables);
+	return 0;
+}
+
 /* A quoted name of one of dbphase's tables: the version table or a fixed one. */
 static void
 add_table(const struct state *st, struct strbuf *sb, const char *name)
 {
-	db_quote_ident(backend(st), sb, name ? name : st->version_table);
+	dialect_quote_ident(backend(st), sb, name ? name : st->version_table);
 }
 
 static int
@@ -499,7 +521,7 @@ int
 state_now(struct state *st, int64_t *now, struct dbphase_error *err)
 {
 	struct db_result *res;
-	char *sql = xasprintf("SELECT %s", db_sql_now_epoch(backend(st)));
+	char *sql = xasprintf("SELECT %s", dialect_now_epoch_sql(backend(st)));
 	int rc = db_query(st->conn, sql, NULL, 0, &res, err);
 
 	free(sql);
@@ -570,7 +592,7 @@ state_write(struct state *st, const struct state_versions *v, struct dbphase_err
 	strbuf_addstr(&sql, "INSERT INTO ");
 	add_table(st, &sql, NULL);
 	strbuf_addf(&sql, " (repository, expand_version, migrate_version, contract_version, "
-		    "updated_at) VALUES ($1, $2, $3, $4, %s)", db_sql_now_epoch(backend(st)));
+		    "updated_at) VALUES ($1, $2, $3, $4, %s)", dialect_now_epoch_sql(backend(st)));
 	add_on_conflict(st, &sql, "repository", set, 4);
 	rc = db_query(st->conn, sql.buf, p, 4, NULL, err);
 	strbuf_release(&sql);
@@ -597,7 +619,7 @@ state_step_record(struct state *st, const char *step_id, struct dbphase_error *e
 {
 	struct db_param p[2] = { DB_TEXT(st->repo), DB_TEXT(step_id) };
 	char *sql = xasprintf("INSERT INTO dbphase_steps (repository, step_id, done_at) "
-			      "VALUES ($1, $2, %s)", db_sql_now_epoch(backend(st)));
+			      "VALUES ($1, $2, %s)", dialect_now_epoch_sql(backend(st)));
 	int rc = db_query(st->conn, sql, p, 2, NULL, err);
 
 	free(sql);
@@ -719,7 +741,7 @@ state_checksum_put(struct state *st, int64_t version, const char *sum,
 	int rc;
 
 	strbuf_addf(&sql, "INSERT INTO dbphase_migrations (repository, version, checksum, "
-		    "recorded_at) VALUES ($1, $2, $3, %s)", db_sql_now_epoch(backend(st)));
+		    "recorded_at) VALUES ($1, $2, $3, %s)", dialect_now_epoch_sql(backend(st)));
 	add_on_conflict(st, &sql, "repository, version", set, 2);
 	rc = db_query(st->conn, sql.buf, p, 3, NULL, err);
 	strbuf_release(&sql);
@@ -747,12 +769,12 @@ state_history_add(struct state *st, const char *command, const char *from_state,
 	p[7] = detail ? DB_TEXT(detail) : DB_NULL;
 	sql = xasprintf("INSERT INTO dbphase_history (repository, at, who, command, from_state, "
 			"to_state, result, seconds, detail) VALUES ($1, %s, $2, $3, $4, $5, $6, "
-			"$7, $8)", db_sql_now_epoch(backend(st)));
+			"$7, $8)", dialect_now_epoch_sql(backend(st)));
 	if (backend(st) == DB_BACKEND_POSTGRESQL) {
 		char *cast = xasprintf("INSERT INTO dbphase_history (repository, at, who, command, "
 				       "from_state, to_state, result, seconds, detail) VALUES ($1, %s, "
 				       "$2, $3, $4, $5, $6, CAST($7 AS double precision), $8)",
-				       db_sql_now_epoch(backend(st)));
+				       dialect_now_epoch_sql(backend(st)));
 		free(sql);
 		sql = cast;
 	}
@@ -826,7 +848,7 @@ state_node_register(struct state *st, const char *name, int64_t schema_version,
 {
 	static const char *const set[] = { "schema_version", "heartbeat_at" };
 	struct db_param p[3] = { DB_TEXT(name), DB_TEXT(st->repo), DB_INT(schema_version) };
-	const char *now = db_sql_now_epoch(backend(st));
+	const char *now = dialect_now_epoch_sql(backend(st));
 	struct strbuf sql = STRBUF_INIT;
 	int rc;
 
@@ -852,7 +874,7 @@ state_node_heartbeat(struct state *st, const char *name, struct dbphase_error *e
 	struct db_param p[2] = { DB_TEXT(name), DB_TEXT(st->repo) };
 	struct db_result *res = NULL;
 	char *sql = xasprintf("UPDATE dbphase_nodes SET heartbeat_at = %s WHERE name = $1 "
-			      "AND repository = $2", db_sql_now_epoch(backend(st)));
+			      "AND repository = $2", dialect_now_epoch_sql(backend(st)));
 	bool exist;
 	int rc = nodes_exist(st, &exist, err);
 
@@ -890,7 +912,7 @@ state_node_list(struct state *st, struct state_node **out, size_t *n, struct dbp
 	struct db_result *res;
 	char *sql = xasprintf("SELECT name, repository, schema_version, registered_at, "
 			      "heartbeat_at, %s - heartbeat_at FROM dbphase_nodes "
-			      "WHERE repository = $1 ORDER BY name", db_sql_now_epoch(backend(st)));
+			      "WHERE repository = $1 ORDER BY name", dialect_now_epoch_sql(backend(st)));
 	size_t i;
 	bool exist;
 	int rc = nodes_exist(st, &exist, err);
@@ -933,6 +955,51 @@ state_nodes_free(struct state_node *nodes, size_t n)
 		free(nodes[i].repository);
 	}
 	free(nodes);
+}
+
+int
+state_progress_list(struct state *st, struct state_progress **out, size_t *n,
+		    struct dbphase_error *err)
+{
+	struct db_param p = DB_TEXT(st->repo);
+	struct db_result *res;
+	size_t i, j;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	rc = db_query(st->conn, "SELECT step_id, rows_done, rows_total, done "
+		      "FROM dbphase_progress WHERE repository = $1 ORDER BY step_id, chunk",
+		      &p, 1, &res, err);
+	if (rc < 0)
+		return rc;
+	*out = xcalloc(res->n_rows ? res->n_rows : 1, sizeof(**out));
+	for (i = 0; i < res->n_rows; i = j) {
+		struct state_progress *pr = &(*out)[(*n)++];
+		const char *step = db_result_value(res, i, 0);
+		const char *total = db_result_value(res, i, 2);
+
+		pr->step_id = xstrdup(step);
+		pr->rows_total = total ? strtoll(total, NULL, 10) : -1;
+		pr->finished = true;
+		for (j = i; j < res->n_rows && strcmp(db_result_value(res, j, 0), step) == 0; j++) {
+			pr->rows_done += strtoll(db_result_value(res, j, 1), NULL, 10);
+			pr->finished = pr->finished && db_value_true(db_result_value(res, j, 3));
+			pr->chunks++;
+		}
+	}
+	db_result_free(res);
+	return 0;
+}
+
+void
+state_progress_free(struct state_progress *progress, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(progress[i].step_id);
+	free(progress);
 }
 
 char *
@@ -983,7 +1050,7 @@ state_chunks_save(struct state *st, const char *step_id, const struct exec_chunk
 	char *sql = xasprintf("INSERT INTO dbphase_progress (repository, step_id, chunk, last_key, "
 			      "chunk_end, rows_done, rows_total, done, updated_at) "
 			      "VALUES ($1, $2, $3, $4, $5, 0, $6, %s, %s)", no,
-			      db_sql_now_epoch(backend(st)));
+			      dialect_now_epoch_sql(backend(st)));
 	size_t i;
 	int rc = st->conn->drv->begin(st->conn, err);
 
@@ -1010,7 +1077,7 @@ state_checkpoint_sql(struct state *st, struct strbuf *sql)
 {
 	strbuf_addf(sql, "UPDATE dbphase_progress SET last_key = $1, rows_done = $2, "
 		    "done = ($3 = 1), updated_at = %s WHERE chunk = $4 AND repository = $5 "
-		    "AND step_id = $6", db_sql_now_epoch(backend(st)));
+		    "AND step_id = $6", dialect_now_epoch_sql(backend(st)));
 }
 
 int

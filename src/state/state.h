@@ -57,6 +57,15 @@ struct state_node {
 	int64_t age_s;			/* seconds since the last heartbeat */
 };
 
+/* A backfill step's progress: its chunks (key ranges walked at once) summed. */
+struct state_progress {
+	char *step_id;
+	int64_t rows_done;
+	int64_t rows_total;		/* the estimate taken when it began; -1 if none */
+	size_t chunks;
+	bool finished;			/* every chunk is done */
+};
+
 struct state_history {
 	int64_t id;
 	int64_t at;
@@ -102,6 +111,13 @@ bool state_alive(struct state *st);
 
 /* Whether dbphase's tables exist (read-only commands must not create them). */
 int state_tables_exist(struct state *st, bool *exist, struct dbphase_error *err);
+
+/*
+ * The first table of the database that is not dbphase's (its version
+ * table and the dbphase_* tables), in the driver's order, into *name
+ * (caller frees); NULL when the database holds none.
+ */
+int state_app_table(struct state *st, char **name, struct dbphase_error *err);
 
 /* Create any missing table; refuse tables of a newer format. */
 int state_ensure_tables(struct state *st, struct dbphase_error *err);
@@ -181,6 +197,14 @@ int state_node_retire(struct state *st, const char *name, struct dbphase_error *
 int state_node_list(struct state *st, struct state_node **out, size_t *n,
 		    struct dbphase_error *err);
 void state_nodes_free(struct state_node *nodes, size_t n);
+
+/*
+ * The repository's backfill progress, one entry per step in step id
+ * order (dbphase_progress, which must exist).
+ */
+int state_progress_list(struct state *st, struct state_progress **out, size_t *n,
+			struct dbphase_error *err);
+void state_progress_free(struct state_progress *progress, size_t n);
 
 /* "3/2/1": expand/migrate/contract, for history and messages; caller frees. */
 char *state_versions_text(const struct state_versions *v);

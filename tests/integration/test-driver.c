@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/dialect.h"
 #include "core/xmalloc.h"
 #include "testlib.h"
 
@@ -337,7 +338,7 @@ BACKEND_TEST(driver, quoting_round_trips_odd_names)
 	teardown(&f);
 }
 
-/* The session holds what db_lock_timeout_sql says, which `plan --sql` prints. */
+/* The session holds what dialect_lock_timeout_sql says, which `plan --sql` prints. */
 BACKEND_TEST(driver, lock_timeout_is_what_plan_prints)
 {
 	static const char *const show[] = {
@@ -363,7 +364,7 @@ BACKEND_TEST(driver, lock_timeout_is_what_plan_prints)
 	/* The printed statement sets the same on a fresh session. */
 	db_close(f.conn);
 	f.conn = test_db_connect(&f.db);
-	sql = db_lock_timeout_sql(*backend, 1500);
+	sql = dialect_lock_timeout_sql(*backend, 1500);
 	test_exec(f.conn, sql);
 	v = test_query_value(f.conn, show[*backend]);
 	cr_assert_str_eq(v, want[*backend], "[%s] after %s: %s", bname(&f), sql, v);

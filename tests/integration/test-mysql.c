@@ -24,6 +24,7 @@
 
 #include "cli-run.h"	/* testlib.h (criterion) first */
 
+#include "core/dialect.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
 
@@ -1103,14 +1104,14 @@ Test(mysql, not_built)
 #endif
 
 /*
- * What `plan --sql` prints to set a session up (db_session_sql) gives a
+ * What `plan --sql` prints to set a session up (dialect_session_sql) gives a
  * session whatever its sql_mode what the driver gives its own: no flag
  * that changes what a quoted string or name means, the others kept.
  */
 Test(mysql, printed_session_setup_is_the_drivers, .init = setup_db, .fini = teardown_db)
 {
 	struct db_conn *conn = test_db_connect(&db);
-	const char *const *sql = db_session_sql(DB_BACKEND_MYSQL);
+	const char *const *sql = dialect_session_sql(DB_BACKEND_MYSQL);
 	char *value;
 	size_t i;
 

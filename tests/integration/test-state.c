@@ -943,6 +943,21 @@ BACKEND_TEST(state, killed_migrate_resumes_every_row_exactly_once)
 			"step_id = 'v002.migrate.1'");
 	cr_assert_lt(done, ROWS, "[%s] finished before the kill", bname(&e));
 	cr_assert_eq(count_steps(&e, "v002.migrate.%"), 0);
+	/* state_progress_list (what `status` shows) sums the step's chunks. */
+	{
+		struct state_progress *pr;
+		size_t n;
+
+		cr_assert_eq(state_progress_list(&e.st, &pr, &n, &e.err), 0, "%s", e.err.message);
+		cr_assert_eq(n, 1, "[%s] %zu steps in progress", bname(&e), n);
+		cr_assert_str_eq(pr[0].step_id, "v002.migrate.1");
+		cr_assert_eq(pr[0].rows_done, done);
+		cr_assert_eq((long long)pr[0].chunks,
+			     query_ll(e.conn, "SELECT count(*) FROM dbphase_progress WHERE "
+				      "step_id = 'v002.migrate.1'"));
+		cr_assert_not(pr[0].finished, "[%s] the killed step is finished", bname(&e));
+		state_progress_free(pr, n);
+	}
 	/* What the checkpoints say is exactly what the table holds. */
 	cr_assert_eq(query_ll(e.conn, "SELECT count(*) FROM items WHERE n = 1"), done,
 		     "[%s] checkpoints and rows disagree", bname(&e));
