@@ -317,22 +317,6 @@ void db_stmt_end_result(struct db_conn *conn, int rc, const struct dbphase_error
 			const struct db_result *res);
 
 /*
- * The quoting of core/dialect.h under its older names, for the callers
- * not yet moved to dialect_quote_ident / dialect_quote_literal.
- */
-static inline void
-db_quote_ident(enum db_backend backend, struct strbuf *out, const char *ident)
-{
-	dialect_quote_ident(backend, out, ident);
-}
-
-static inline void
-db_quote_literal(enum db_backend backend, struct strbuf *out, const char *text)
-{
-	dialect_quote_literal(backend, out, text);
-}
-
-/*
  * A cheap estimate of a table's row count for progress (the planner's
  * statistics on PostgreSQL and MariaDB, an exact count on SQLite); 0 if
  * unknown.

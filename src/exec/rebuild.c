@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/dialect.h"
 #include "core/sqllex.h"
 #include "core/xmalloc.h"
 #include "exec/exec.h"
@@ -165,7 +166,7 @@ exec_sqlite_edit_table(const char *create_sql, const char *new_name,
 		goto out;
 	}
 	strbuf_addstr(out, "CREATE TABLE ");
-	db_quote_ident(DB_BACKEND_SQLITE, out, new_name);
+	dialect_quote_ident(DB_BACKEND_SQLITE, out, new_name);
 	strbuf_addstr(out, " (");
 	start = open + 1;
 	for (i = open; i < tk.n; i++) {
@@ -325,31 +326,31 @@ exec_sqlite_rebuild(struct db_conn *conn, const struct exec_job *job,
 	for (i = 0; i < n_names; i++) {
 		if (i)
 			strbuf_addstr(&cols, ", ");
-		db_quote_ident(DB_BACKEND_SQLITE, &cols, names[i]);
+		dialect_quote_ident(DB_BACKEND_SQLITE, &cols, names[i]);
 	}
 	strbuf_addstr(&sql, "DROP TABLE IF EXISTS ");
-	db_quote_ident(DB_BACKEND_SQLITE, &sql, tmp);
+	dialect_quote_ident(DB_BACKEND_SQLITE, &sql, tmp);
 	if ((rc = exec_sql(conn, &sql, err)) < 0)
 		goto fail;
 	if ((rc = exec_sqlite_edit_table(create[0], tmp, job, &sql, err)) < 0 ||
 	    (rc = exec_sql(conn, &sql, err)) < 0)
 		goto fail;
 	strbuf_addstr(&sql, "INSERT INTO ");
-	db_quote_ident(DB_BACKEND_SQLITE, &sql, tmp);
+	dialect_quote_ident(DB_BACKEND_SQLITE, &sql, tmp);
 	strbuf_addf(&sql, " (%s) SELECT %s FROM ", cols.buf, cols.buf);
-	db_quote_ident(DB_BACKEND_SQLITE, &sql, job->table);
+	dialect_quote_ident(DB_BACKEND_SQLITE, &sql, job->table);
 	if ((rc = exec_sql(conn, &sql, err)) < 0) {
 		err_prefixf(err, "copying '%s' into its new definition", job->table);
 		goto fail;
 	}
 	strbuf_addstr(&sql, "DROP TABLE ");
-	db_quote_ident(DB_BACKEND_SQLITE, &sql, job->table);
+	dialect_quote_ident(DB_BACKEND_SQLITE, &sql, job->table);
 	if ((rc = exec_sql(conn, &sql, err)) < 0)
 		goto fail;
 	strbuf_addstr(&sql, "ALTER TABLE ");
-	db_quote_ident(DB_BACKEND_SQLITE, &sql, tmp);
+	dialect_quote_ident(DB_BACKEND_SQLITE, &sql, tmp);
 	strbuf_addstr(&sql, " RENAME TO ");
-	db_quote_ident(DB_BACKEND_SQLITE, &sql, job->table);
+	dialect_quote_ident(DB_BACKEND_SQLITE, &sql, job->table);
 	if ((rc = exec_sql(conn, &sql, err)) < 0 ||
 	    (rc = sequence_put(conn, job->table, seq, err)) < 0)
 		goto fail;

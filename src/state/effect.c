@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/dialect.h"
 #include "core/sqllex.h"
 #include "core/xmalloc.h"
 
@@ -553,7 +554,7 @@ static void
 add_alter(enum db_backend b, struct strbuf *out, const char *table)
 {
 	strbuf_addstr(out, "ALTER TABLE ");
-	db_quote_ident(b, out, table);
+	dialect_quote_ident(b, out, table);
 }
 
 size_t
@@ -570,43 +571,43 @@ effect_undo_sql(const struct effect *e, enum db_backend b, struct strbuf out[EFF
 		if (b != DB_BACKEND_POSTGRESQL)
 			return 0;
 		strbuf_addstr(&out[0], "ALTER INDEX IF EXISTS ");
-		db_quote_ident(b, &out[0], e->to);
+		dialect_quote_ident(b, &out[0], e->to);
 		strbuf_addstr(&out[0], " RENAME TO ");
-		db_quote_ident(b, &out[0], e->name);
+		dialect_quote_ident(b, &out[0], e->name);
 		return 1;
 	case EFFECT_TABLE:
 		strbuf_addstr(&out[0], "DROP TABLE IF EXISTS ");
-		db_quote_ident(b, &out[0], e->name);
+		dialect_quote_ident(b, &out[0], e->name);
 		return 1;
 	case EFFECT_COLUMN:
 		add_alter(b, &out[0], e->table);
 		/* SQLite has no IF EXISTS here: the caller checks presence first. */
 		strbuf_addstr(&out[0], b == DB_BACKEND_SQLITE ? " DROP COLUMN " :
 			      " DROP COLUMN IF EXISTS ");
-		db_quote_ident(b, &out[0], e->name);
+		dialect_quote_ident(b, &out[0], e->name);
 		return 1;
 	case EFFECT_INDEX:
 		strbuf_addstr(&out[0], b == DB_BACKEND_POSTGRESQL ?
 			      "DROP INDEX CONCURRENTLY IF EXISTS " : "DROP INDEX IF EXISTS ");
-		db_quote_ident(b, &out[0], e->name);
+		dialect_quote_ident(b, &out[0], e->name);
 		if (b == DB_BACKEND_MYSQL) {
 			strbuf_addstr(&out[0], " ON ");
-			db_quote_ident(b, &out[0], e->table);
+			dialect_quote_ident(b, &out[0], e->table);
 		}
 		return 1;
 	case EFFECT_TRIGGER:
 		strbuf_addstr(&out[0], "DROP TRIGGER IF EXISTS ");
-		db_quote_ident(b, &out[0], e->name);
+		dialect_quote_ident(b, &out[0], e->name);
 		if (b == DB_BACKEND_POSTGRESQL) {
 			strbuf_addstr(&out[0], " ON ");
-			db_quote_ident(b, &out[0], e->table);
+			dialect_quote_ident(b, &out[0], e->table);
 		}
 		return 1;
 	case EFFECT_FUNCTION:
 		if (b == DB_BACKEND_SQLITE)
 			return 0;
 		strbuf_addstr(&out[0], "DROP FUNCTION IF EXISTS ");
-		db_quote_ident(b, &out[0], e->name);
+		dialect_quote_ident(b, &out[0], e->name);
 		if (b == DB_BACKEND_POSTGRESQL)
 			strbuf_addf(&out[0], "(%s)", e->args);
 		return 1;
@@ -615,14 +616,14 @@ effect_undo_sql(const struct effect *e, enum db_backend b, struct strbuf out[EFF
 			return 0;
 		if (b == DB_BACKEND_MYSQL && e->unique) {
 			strbuf_addstr(&out[0], "DROP INDEX IF EXISTS ");
-			db_quote_ident(b, &out[0], e->name);
+			dialect_quote_ident(b, &out[0], e->name);
 			strbuf_addstr(&out[0], " ON ");
-			db_quote_ident(b, &out[0], e->table);
+			dialect_quote_ident(b, &out[0], e->table);
 			return 1;
 		}
 		add_alter(b, &out[0], e->table);
 		strbuf_addstr(&out[0], " DROP CONSTRAINT IF EXISTS ");
-		db_quote_ident(b, &out[0], e->name);
+		dialect_quote_ident(b, &out[0], e->name);
 		return 1;
 	case EFFECT_FOREIGN_KEY:
 		if (b == DB_BACKEND_SQLITE)
@@ -630,25 +631,25 @@ effect_undo_sql(const struct effect *e, enum db_backend b, struct strbuf out[EFF
 		add_alter(b, &out[0], e->table);
 		strbuf_addstr(&out[0], b == DB_BACKEND_MYSQL ? " DROP FOREIGN KEY IF EXISTS " :
 			      " DROP CONSTRAINT IF EXISTS ");
-		db_quote_ident(b, &out[0], e->name);
+		dialect_quote_ident(b, &out[0], e->name);
 		if (b != DB_BACKEND_MYSQL)
 			return 1;
 		/* MariaDB made an index of the key's name for it; dropping the key keeps it. */
 		strbuf_addstr(&out[1], "DROP INDEX IF EXISTS ");
-		db_quote_ident(b, &out[1], e->name);
+		dialect_quote_ident(b, &out[1], e->name);
 		strbuf_addstr(&out[1], " ON ");
-		db_quote_ident(b, &out[1], e->table);
+		dialect_quote_ident(b, &out[1], e->table);
 		return 2;
 	case EFFECT_VIEW:
 		strbuf_addstr(&out[0], "DROP VIEW IF EXISTS ");
-		db_quote_ident(b, &out[0], e->name);
+		dialect_quote_ident(b, &out[0], e->name);
 		return 1;
 	case EFFECT_DROP_NOT_NULL:
 		if (b != DB_BACKEND_POSTGRESQL)
 			return 0;
 		add_alter(b, &out[0], e->table);
 		strbuf_addstr(&out[0], " ALTER COLUMN ");
-		db_quote_ident(b, &out[0], e->name);
+		dialect_quote_ident(b, &out[0], e->name);
 		strbuf_addstr(&out[0], " SET NOT NULL");
 		return 1;
 	}
