@@ -175,6 +175,30 @@ run_dbphase(struct run *r, ...)
 #define RUN_FMT "exit %d\n--- stdout:\n%s--- stderr:\n%s"
 #define RUN_ARGS(r) (r).code, (r).out, (r).err
 
+/*
+ * dbphase --database url --repository dir, then the NULL-terminated words
+ * of extra (may be NULL), then ap's words up to NULL: what each suite's
+ * own run helper wraps.
+ */
+static inline void
+run_dbphase_at(struct run *r, const char *url, const char *dir, const char *const *extra,
+	       va_list ap)
+{
+	char *argv[MAX_ARGS + 1];
+	size_t n = 0;
+
+	argv[n++] = "--database";
+	argv[n++] = (char *)url;
+	argv[n++] = "--repository";
+	argv[n++] = (char *)dir;
+	while (extra && *extra && n < MAX_ARGS)
+		argv[n++] = (char *)*extra++;
+	while (n < MAX_ARGS && (argv[n] = va_arg(ap, char *)) != NULL)
+		n++;
+	argv[n] = NULL;
+	run_argv(r, argv);
+}
+
 static inline double
 mono_s(void)
 {
@@ -247,6 +271,17 @@ version_row(struct db_conn *conn, const char *repo)
 	db_result_free(res);
 	free(sql);
 	return text;
+}
+
+/* The repository's version row must read want ("E/M/C"); backend names it in the message. */
+static inline void
+assert_version_row(struct db_conn *conn, const char *repo, const char *backend,
+		   const char *want)
+{
+	char *row = version_row(conn, repo);
+
+	cr_assert_str_eq(row, want, "[%s] version row %s, want %s", backend, row, want);
+	free(row);
 }
 
 /* Application tables (not dbphase's own), sorted, joined by ','; caller frees. */

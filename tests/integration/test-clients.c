@@ -105,20 +105,11 @@ cenv_close(struct cenv *c)
 static void
 cli(struct cenv *c, struct run *r, ...)
 {
-	char *argv[MAX_ARGS + 1];
-	size_t n = 0;
 	va_list ap;
 
-	argv[n++] = "--database";
-	argv[n++] = c->db.url;
-	argv[n++] = "--repository";
-	argv[n++] = c->dir;
 	va_start(ap, r);
-	while (n < MAX_ARGS && (argv[n] = va_arg(ap, char *)) != NULL)
-		n++;
+	run_dbphase_at(r, c->db.url, c->dir, NULL, ap);
 	va_end(ap);
-	argv[n] = NULL;
-	run_argv(r, argv);
 }
 
 /* Run and expect an exit code; the run is released. */
@@ -134,10 +125,7 @@ cli(struct cenv *c, struct run *r, ...)
 static void
 assert_row(struct cenv *c, const char *want)
 {
-	char *row = version_row(c->conn, REPO_ID);
-
-	cr_assert_str_eq(row, want, "[%s] version row %s, want %s", bname(c), row, want);
-	free(row);
+	assert_version_row(c->conn, REPO_ID, bname(c), want);
 }
 
 /* ---- real clients: a child process holding a connection ------------------------- */

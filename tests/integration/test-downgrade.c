@@ -83,20 +83,11 @@ bname(const struct denv *d)
 static void
 cli_in(struct denv *d, const char *dir, struct run *r, ...)
 {
-	char *argv[MAX_ARGS + 1];
-	size_t n = 0;
 	va_list ap;
 
-	argv[n++] = "--database";
-	argv[n++] = d->db.url;
-	argv[n++] = "--repository";
-	argv[n++] = (char *)dir;
 	va_start(ap, r);
-	while (n < MAX_ARGS && (argv[n] = va_arg(ap, char *)) != NULL)
-		n++;
+	run_dbphase_at(r, d->db.url, dir, NULL, ap);
 	va_end(ap);
-	argv[n] = NULL;
-	run_argv(r, argv);
 }
 
 #define CLI(d, r, ...) cli_in((d), (d)->dir, (r), __VA_ARGS__, NULL)
@@ -114,10 +105,7 @@ cli_in(struct denv *d, const char *dir, struct run *r, ...)
 static void
 assert_row(struct denv *d, const char *want)
 {
-	char *row = version_row(d->conn, REPO_ID);
-
-	cr_assert_str_eq(row, want, "[%s] version row %s, want %s", bname(d), row, want);
-	free(row);
+	assert_version_row(d->conn, REPO_ID, bname(d), want);
 }
 
 /* Every application table's columns, indexes, triggers and constraints; owned. */

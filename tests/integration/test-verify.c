@@ -82,24 +82,14 @@ bname(const struct venv *e)
 static void
 dbp(struct venv *e, struct run *r, ...)
 {
-	char *argv[MAX_ARGS + 1];
-	size_t n = 0;
+	static const char *const small[] = {
+		"--batch-size", "250", "--max-batch-size", "250", NULL,
+	};
 	va_list ap;
 
-	argv[n++] = "--database";
-	argv[n++] = e->db.url;
-	argv[n++] = "--repository";
-	argv[n++] = e->dir;
-	argv[n++] = "--batch-size";
-	argv[n++] = "250";
-	argv[n++] = "--max-batch-size";
-	argv[n++] = "250";
 	va_start(ap, r);
-	while (n < MAX_ARGS && (argv[n] = va_arg(ap, char *)) != NULL)
-		n++;
+	run_dbphase_at(r, e->db.url, e->dir, small, ap);
 	va_end(ap);
-	argv[n] = NULL;
-	run_argv(r, argv);
 }
 
 #define EXPECT(e, want, ...)                                                          \
@@ -114,10 +104,7 @@ dbp(struct venv *e, struct run *r, ...)
 static void
 assert_row(struct venv *e, const char *want)
 {
-	char *row = version_row(e->conn, REPO_ID);
-
-	cr_assert_str_eq(row, want, "[%s] version row %s, want %s", bname(e), row, want);
-	free(row);
+	assert_version_row(e->conn, REPO_ID, bname(e), want);
 }
 
 static void
